@@ -1,0 +1,90 @@
+"""Private HDF5 helpers: ``"file.h5:/dataset"`` paths, opening files once, listing contents."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import h5py
+
+from streamreg.exceptions import DatasetNotFoundError
+
+__all__ = ["H5Files", "list_datasets", "parse_h5_path", "resolve_dataset"]
+
+_MAX_LISTED = 20
+
+
+def parse_h5_path(spec: str, name: str) -> tuple[str, str]:
+    """Split ``"file.h5:/dataset"`` into the file path and the dataset path."""
+    path, sep, dataset = spec.rpartition(":")
+    if not sep or not path or not dataset.startswith("/"):
+        msg = f"{name} must be an HDF5 location of the form 'file.h5:/dataset'; got {spec!r}."
+        raise ValueError(msg)
+    return path, dataset
+
+
+def list_datasets(group: h5py.Group) -> list[str]:
+    """Paths of the datasets under ``group``, in visiting order."""
+    found: list[str] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset):
+            found.append("/" + name)
+
+    group.visititems(visit)
+    return found
+
+
+def resolve_dataset(file: h5py.File, dataset: str, name: str) -> h5py.Dataset:
+    """Return ``file[dataset]``; an NWB TimeSeries group stands for its ``data``."""
+    obj = file.get(dataset)
+    if isinstance(obj, h5py.Group) and isinstance(obj.get("data"), h5py.Dataset):
+        obj = obj["data"]
+    if not isinstance(obj, h5py.Dataset):
+        held = list_datasets(file)
+        shown = ", ".join(held[:_MAX_LISTED]) or "no datasets"
+        more = f" and {len(held) - _MAX_LISTED} more" if len(held) > _MAX_LISTED else ""
+        what = "is not a dataset" if obj is not None else "does not exist"
+        msg = f"{name}: {dataset!r} {what} in {file.filename!r}; the file holds {shown}{more}."
+        raise DatasetNotFoundError(msg)
+    return obj
+
+
+class H5Files:
+    """Open each HDF5 file once per run, in the strongest mode any use needs.
+
+    HDF5 refuses to open one file twice in conflicting modes, so a run whose
+    input and output live in the same file must share one handle.
+    """
+
+    def __init__(self) -> None:
+        self._files: dict[str, h5py.File] = {}
+        self.created: set[str] = set()
+
+    def open(self, path: str, *, write: bool, name: str) -> h5py.File:
+        """Return an open handle on ``path`` (created if ``write`` and missing)."""
+        key = os.path.realpath(path)
+        handle = self._files.get(key)
+        if handle is not None and (not write or handle.mode == "r+"):
+            return handle
+        if not write and not os.path.exists(path):
+            msg = f"{name}: no such HDF5 file {path!r}."
+            raise FileNotFoundError(msg)
+        if handle is not None:
+            handle.close()
+        if write and not os.path.exists(path):
+            self.created.add(key)
+        handle = h5py.File(path, "a" if write else "r")
+        self._files[key] = handle
+        return handle
+
+    def close(self, keep: h5py.File | None = None, *, failed: bool = False) -> None:
+        """Close every file except ``keep``; after a failure, delete files this run created empty."""
+        for key, handle in list(self._files.items()):
+            if keep is not None and handle.id == keep.id:
+                continue
+            empty = failed and key in self.created and len(handle) == 0
+            handle.close()
+            if empty:
+                os.remove(key)
+        self._files.clear()

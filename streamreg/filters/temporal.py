@@ -1,0 +1,201 @@
+"""Temporal filters: causal FIR and recursive exponential low- and high-pass."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from streamreg import functional as F
+from streamreg._validation import check_choice, check_positive_int, check_real, check_time_series
+from streamreg.exceptions import ChunkShapeError
+from streamreg.layer import Layer
+
+__all__ = ["FIR_FFT_MIN_TAPS", "HighPass", "LowPass", "TemporalFIR"]
+
+#: Kernel length from which ``method="auto"`` uses overlap-save FFT instead of direct convolution
+#: (see benchmarks/bench_fir_crossover.py for the measurement behind it).
+FIR_FFT_MIN_TAPS = 256
+
+
+def _as_tensor(value: Any, name: str, dtype: torch.dtype | None, device: Any) -> Tensor:
+    t = torch.as_tensor(np.asarray(value) if not isinstance(value, Tensor) else value)
+    if t.is_complex() or not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64, torch.bool)):
+        msg = f"{name} must be real numbers; got dtype {t.dtype}."
+        raise TypeError(msg)
+    return t.detach().to(dtype=dtype or torch.get_default_dtype(), device=device)
+
+
+def _check_state_frame(state: Tensor | None, x: Tensor, lead: int, name: str) -> None:
+    if state is not None and tuple(state.shape[lead:]) != tuple(x.shape[1:]):
+        msg = (
+            f"input frame {tuple(x.shape[1:])} does not match the frame {tuple(state.shape[lead:])} "
+            f"held in {name}'s state; call reset_state() before changing the frame shape."
+        )
+        raise ChunkShapeError(msg)
+
+
+class LowPass(Layer):
+    """Recursive exponential low-pass, optionally an ``n_stages`` cascade.
+
+    Each stage computes ``y[t] = a·y[t-1] + (1-a)·x[t]`` with ``a = exp(-1/tau)``,
+    so a step input settles with time constant ``tau`` frames and unit DC gain.
+
+    Parameters
+    ----------
+    tau : float or array_like
+        Time constant in frames (> 0); an array broadcastable to the frame gives
+        one time constant per channel or pixel.
+    n_stages : int, default 1
+        Number of identical stages in cascade (a gamma-like impulse response).
+    learn_tau : bool, default False
+        Make ``tau`` a trainable parameter.
+
+    Notes
+    -----
+    Shape: ``(T, *frame)`` → ``(T, *frame)``, any frame.
+    State: ``y_last``, ``(n_stages, *frame)``, the last output of every stage.
+    History: unbounded (``None``).
+    Chunking: bitwise exact for every ``dt``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> LowPass(tau=5.0).run(torch.ones(50, 4, 4), dt=7).shape
+    (50, 4, 4)
+    """
+
+    def __init__(self, tau: Any = 10.0, n_stages: int = 1, *, learn_tau: bool = False,
+                 device: Any = None, dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        tau_t = _as_tensor(tau, "tau", dtype, device)
+        if not torch.all(torch.isfinite(tau_t) & (tau_t > 0)):
+            msg = f"tau must be a positive finite time constant in frames; got {tau!r}."
+            raise ValueError(msg)
+        self.n_stages = check_positive_int(n_stages, "n_stages")
+        if learn_tau:
+            self.tau = nn.Parameter(tau_t)
+        else:
+            self.register_buffer("tau", tau_t)
+        self.register_state("y_last")
+
+    @property
+    def own_history(self) -> int | None:
+        return None
+
+    def _lowpass(self, x: Tensor) -> Tensor:
+        check_time_series(x, "input")
+        _check_state_frame(self.y_last, x, 1, type(self).__name__)
+        a = torch.exp(-1.0 / self.tau.to(x.dtype))
+        frame = torch.broadcast_shapes(tuple(x.shape[1:]), tuple(a.shape))
+        state = self.y_last if self.y_last is not None else x.new_zeros((self.n_stages, *frame))
+        last = []
+        for stage in range(self.n_stages):
+            x, y_last = F.exp_lowpass(x, a, state[stage])
+            last.append(y_last)
+        self.y_last = torch.stack(last)
+        return x
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Filter ``x`` of shape ``(T, *frame)``."""
+        return self._lowpass(x)
+
+    def extra_repr(self) -> str:
+        tau = self.tau.item() if self.tau.numel() == 1 else f"tensor of shape {tuple(self.tau.shape)}"
+        stages = f", n_stages={self.n_stages}" if self.n_stages != 1 else ""
+        return f"tau={tau}{stages}"
+
+
+class HighPass(LowPass):
+    """Recursive exponential high-pass: ``y = x - weight · LowPass(tau, n_stages)(x)``.
+
+    With ``weight = 1`` a constant input decays to zero; ``weight < 1`` keeps a
+    sustained part (VirtualRetina's undershoot and transient filters).
+
+    Notes
+    -----
+    Shape: ``(T, *frame)`` → ``(T, *frame)``.
+    State: ``y_last`` of the inner low-pass, ``(n_stages, *frame)``.
+    History: unbounded (``None``).
+    Chunking: bitwise exact for every ``dt``.
+    """
+
+    def __init__(self, tau: Any = 10.0, n_stages: int = 1, weight: float = 1.0, *, learn_tau: bool = False,
+                 device: Any = None, dtype: torch.dtype | None = None) -> None:
+        super().__init__(tau, n_stages, learn_tau=learn_tau, device=device, dtype=dtype)
+        self.weight = check_real(weight, "weight")
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Filter ``x`` of shape ``(T, *frame)``."""
+        return x - self.weight * self._lowpass(x)
+
+    def extra_repr(self) -> str:
+        weight = f", weight={self.weight}" if self.weight != 1.0 else ""
+        return super().extra_repr() + weight
+
+
+class TemporalFIR(Layer):
+    """Causal FIR filter along time, shared by all channels or one kernel per channel.
+
+    Parameters
+    ----------
+    kernel : array_like
+        ``(K,)`` shared by every channel or pixel, or ``(K, *frame)`` with one
+        kernel per channel. ``kernel[0]`` weights the current frame, so an
+        impulse at ``t`` produces the kernel at ``t, t+1, ...``.
+    method : {"auto", "direct", "fft"}
+        ``"auto"`` uses direct convolution below :data:`FIR_FFT_MIN_TAPS` taps
+        and overlap-save FFT from there on.
+
+    Notes
+    -----
+    Shape: ``(T, *frame)`` → ``(T, *frame)``; ``(T, C)`` and ``(T, H, W)`` alike.
+    State: ``past_input``, ``(K-1, *frame)``, the last ``K-1`` input frames (zeros at the start).
+    History: ``K - 1`` frames.
+    Chunking: bitwise exact with ``"direct"``, to dtype tolerance with ``"fft"``.
+    """
+
+    def __init__(self, kernel: Any, *, method: str = "auto", device: Any = None,
+                 dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        k = _as_tensor(kernel, "kernel", dtype, device)
+        if k.ndim == 0 or k.shape[0] < 1:
+            msg = f"kernel must have shape (K,) or (K, *frame) with K >= 1; got shape {tuple(k.shape)}."
+            raise ValueError(msg)
+        self.method = check_choice(method, "method", ("auto", "direct", "fft"))
+        self.kernel = nn.Parameter(k)
+        self.register_state("past_input")
+
+    @property
+    def bitwise_chunking(self) -> bool:  # type: ignore[override]
+        return self._method() == "direct"
+
+    @property
+    def own_history(self) -> int | None:
+        return self.kernel.shape[0] - 1
+
+    def _method(self) -> str:
+        if self.method != "auto":
+            return self.method
+        return "fft" if self.kernel.shape[0] >= FIR_FFT_MIN_TAPS else "direct"
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Filter ``x`` of shape ``(T, *frame)``."""
+        shared = self.kernel.ndim == 1
+        check_time_series(x, "input", frame=None if shared else tuple(self.kernel.shape[1:]))
+        _check_state_frame(self.past_input, x, 1, "TemporalFIR")
+        n, frame = x.shape[0], tuple(x.shape[1:])
+        c = math.prod(frame)
+        k = self.kernel.to(x.dtype)
+        k = k[:, None].expand(-1, c) if shared else k.reshape(k.shape[0], c)
+        hist = self.past_input.reshape(-1, c) if self.past_input is not None else x.new_zeros((k.shape[0] - 1, c))
+        y, hist = F.causal_fir(x.reshape(n, c), k, hist, self._method())
+        self.past_input = hist.reshape(-1, *frame)
+        return y.reshape(n, *frame)
+
+    def extra_repr(self) -> str:
+        method = f", method={self.method!r}" if self.method != "auto" else ""
+        return f"kernel_shape={tuple(self.kernel.shape)}{method}"

@@ -1,0 +1,228 @@
+"""The :class:`Layer` base class: a ``torch.nn.Module`` with explicit streaming state and ``run``."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+__all__ = ["Layer", "module_history"]
+
+State = dict[str, Any]
+
+
+class Layer(nn.Module):
+    """Base class of every streamreg model.
+
+    A Layer maps a time-first tensor ``(T, *frame_in)`` to ``(T, *frame_out)``
+    and carries whatever it needs from past chunks in named *streaming state*.
+    Calling the layer on consecutive chunks therefore gives the same output as
+    one call on the whole recording (the chunk-invariance law).
+
+    Subclasses implement :meth:`forward`, declare their state with
+    :meth:`register_state` and, if they look back in time, override
+    :attr:`own_history`.
+
+    Notes
+    -----
+    Shape: input ``(T, *frame_in)``, output ``(T, *frame_out)``.
+    State: registered buffers (``persistent=False``, so ``state_dict`` holds
+    parameters only); ``None`` means fresh. :meth:`get_state` returns deep copies.
+    Chunking: :meth:`run` splits axis 0 into chunks of ``dt`` frames.
+    """
+
+    #: True when chunked output is bitwise equal to one-shot output.
+    #: Layers that use FFTs or blocked reductions set it to False; containers
+    #: are bitwise only if all their children are.
+    bitwise_chunking: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._state_names: list[str] = []
+
+    # -- streaming state -------------------------------------------------
+    def register_state(self, name: str, value: torch.Tensor | None = None) -> None:
+        """Declare a streaming-state tensor ``name`` (``None`` until the first chunk)."""
+        self.register_buffer(name, value, persistent=False)
+        self._state_names.append(name)
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """Names of this layer's own state tensors (children not included)."""
+        return tuple(self._state_names)
+
+    def reset_state(self) -> None:
+        """Return this layer and every sub-layer to a fresh state (zero history)."""
+        for module in self.modules():
+            if isinstance(module, Layer):
+                for name in module._state_names:
+                    setattr(module, name, None)
+
+    def get_state(self) -> State:
+        """Return the streaming state as a nested dict of tensor copies.
+
+        Own state tensors are keyed by name (``None`` when fresh); sub-modules
+        holding state appear as nested dicts under their attribute names. The
+        result round-trips through ``torch.save`` / ``torch.load(weights_only=True)``.
+        """
+        return _collect_state(self)
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Restore a state returned by :meth:`get_state`.
+
+        Raises
+        ------
+        KeyError
+            If ``state`` has keys this model does not, or lacks keys it has.
+        TypeError
+            If a value is neither a tensor, ``None`` nor a nested mapping.
+        """
+        device = _module_device(self)
+        _apply_state(self, state, "state", device)
+
+    # -- history -----------------------------------------------------------
+    @property
+    def own_history(self) -> int | None:
+        """Frames of past input this layer alone needs (``None``: unbounded)."""
+        return 0
+
+    @property
+    def history(self) -> int | None:
+        """Frames of past input needed to compute the next output exactly.
+
+        ``kernel length - 1`` for an FIR filter, ``None`` (unbounded) for a
+        recursive one. A container adds up its children's histories: exact for
+        a chain, an upper bound for parallel branches.
+        """
+        return module_history(self)
+
+    # -- helpers -------------------------------------------------------------
+    @property
+    def chunk_exact(self) -> bool:
+        """True if every sub-layer is bitwise chunk invariant."""
+        return all(getattr(m, "bitwise_chunking", True) for m in self.modules())
+
+    def compute_dtype(self) -> torch.dtype:
+        """The floating dtype inputs are cast to: that of the first floating parameter or buffer."""
+        for t in itertools.chain(self.parameters(), self.buffers()):
+            if t.is_floating_point():
+                return t.dtype
+        return torch.get_default_dtype()
+
+    def run(self, input: Any, dt: int | None = None, **kwargs: Any) -> Any:  # noqa: A002
+        """Run the layer over a whole recording in chunks of ``dt`` frames.
+
+        Parameters
+        ----------
+        input : numpy.ndarray, torch.Tensor, h5py.Dataset or str
+            A time-first recording ``(T, *frame)``. A string ``"file.h5:/dataset"``
+            names an HDF5 dataset (an NWB TimeSeries group stands for its ``data``).
+            Integer and bool inputs are cast to :meth:`compute_dtype`.
+        dt : int, optional
+            Chunk length in frames. ``None`` means one chunk, unless ``max_memory``
+            is given, in which case ``dt`` is planned from the model's per-frame cost.
+        output : None, numpy.ndarray, h5py.Dataset, h5py.Group or str, optional
+            Where the output goes. ``None`` returns a new numpy array. A string
+            ``"out.h5:/dataset"`` or a group (dataset ``"output"`` in it) creates a
+            dataset ``(T, *frame_out)`` resizable along time and returns it, with its
+            file left open (close it with ``result.file.close()``). An existing
+            dataset or array is filled in place.
+        reset : bool, default True
+            Start from a fresh state, so that two identical calls give identical
+            outputs. ``False`` continues from the current state (the next part of
+            a recording).
+        progress : bool, optional
+            Show a tqdm bar. Default: on when the run has more than 3 chunks and
+            stderr is a terminal.
+        device : str or torch.device, optional
+            Move the model (it stays there) and every chunk to this device; outputs
+            come back to host memory.
+        max_memory : int or str, optional
+            Memory budget for planning ``dt``, in bytes or as ``"512MB"``, ``"2GiB"``.
+        overwrite : bool, default False
+            Replace an existing output dataset instead of raising
+            :class:`~streamreg.exceptions.OutputExistsError`.
+
+        Returns
+        -------
+        numpy.ndarray or h5py.Dataset
+            ``(T, *frame_out)``; the dataset when writing to HDF5.
+
+        Notes
+        -----
+        The run happens under ``torch.no_grad()``. Each chunk's output is written
+        straight into the preallocated result, so peak memory depends on ``dt``,
+        not on ``T``. ``T = 0`` gives an empty output with the right frame shape.
+        """
+        from streamreg.run import run_layer
+
+        return run_layer(self, input, dt, **kwargs)
+
+
+def module_history(module: nn.Module) -> int | None:
+    """Sum of the histories of ``module`` and its sub-modules (``None`` if any is unbounded)."""
+    total: int | None = module.own_history if isinstance(module, Layer) else 0
+    for child in module.children():
+        h = module_history(child)
+        if total is None or h is None:
+            return None
+        total += h
+    return total
+
+
+def _module_device(module: nn.Module) -> torch.device | None:
+    for t in itertools.chain(module.parameters(), module.buffers()):
+        return t.device
+    return None
+
+
+def _collect_state(module: nn.Module) -> State:
+    out: State = {}
+    if isinstance(module, Layer):
+        for name in module._state_names:
+            value = getattr(module, name)
+            out[name] = None if value is None else value.detach().clone()
+    for name, child in module.named_children():
+        sub = _collect_state(child)
+        if sub:
+            out[name] = sub
+    return out
+
+
+def _state_schema(module: nn.Module) -> tuple[list[str], dict[str, nn.Module]]:
+    own = list(module._state_names) if isinstance(module, Layer) else []
+    children = {n: c for n, c in module.named_children() if _collect_state_names(c)}
+    return own, children
+
+
+def _collect_state_names(module: nn.Module) -> bool:
+    return any(isinstance(m, Layer) and m._state_names for m in module.modules())
+
+
+def _apply_state(module: nn.Module, state: Any, path: str, device: torch.device | None) -> None:
+    if not isinstance(state, Mapping):
+        msg = f"{path} must be a mapping as returned by get_state(); got {type(state).__name__}."
+        raise TypeError(msg)
+    own, children = _state_schema(module)
+    allowed = set(own) | set(children)
+    unknown = sorted(set(state) - allowed)
+    missing = sorted(allowed - set(state))
+    if unknown or missing:
+        msg = (
+            f"{path} does not match {type(module).__name__}: unknown keys {unknown}, "
+            f"missing keys {missing}; expected exactly {sorted(allowed)}."
+        )
+        raise KeyError(msg)
+    for name in own:
+        value = state[name]
+        if value is not None and not isinstance(value, torch.Tensor):
+            msg = f"{path}[{name!r}] must be a tensor or None; got {type(value).__name__}."
+            raise TypeError(msg)
+        if value is not None:
+            value = value.detach().clone() if device is None else value.detach().to(device, copy=True)
+        setattr(module, name, value)
+    for name, child in children.items():
+        _apply_state(child, state[name], f"{path}[{name!r}]", device)
