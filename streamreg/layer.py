@@ -6,12 +6,16 @@ import itertools
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
 __all__ = ["Layer", "module_history"]
 
 State = dict[str, Any]
+
+_TORCH_FLOATS = {np.dtype(np.float16): torch.float16, np.dtype(np.float32): torch.float32,
+                 np.dtype(np.float64): torch.float64}
 
 
 class Layer(nn.Module):
@@ -105,11 +109,19 @@ class Layer(nn.Module):
         """True if every sub-layer is bitwise chunk invariant."""
         return all(getattr(m, "bitwise_chunking", True) for m in self.modules())
 
-    def compute_dtype(self) -> torch.dtype:
-        """The floating dtype inputs are cast to: that of the first floating parameter or buffer."""
+    def compute_dtype(self, input_dtype: Any = None) -> torch.dtype:
+        """The floating dtype inputs are cast to.
+
+        That of the first floating parameter or buffer; a layer without any
+        keeps a floating ``input_dtype`` (numpy or torch); otherwise torch's default.
+        """
         for t in itertools.chain(self.parameters(), self.buffers()):
             if t.is_floating_point():
                 return t.dtype
+        if input_dtype is not None:
+            as_torch = input_dtype if isinstance(input_dtype, torch.dtype) else _TORCH_FLOATS.get(np.dtype(input_dtype))
+            if as_torch is not None and as_torch.is_floating_point:
+                return as_torch
         return torch.get_default_dtype()
 
     def run(self, input: Any, dt: int | None = None, **kwargs: Any) -> Any:  # noqa: A002

@@ -43,7 +43,7 @@ def run_layer(
             layer.to(device)
         if reset:
             layer.reset_state()
-        dtype = layer.compute_dtype()
+        dtype = layer.compute_dtype(source.data.dtype)
         n = source.n_frames
         if dt is None:
             dt = plan_dt(layer, source.frame_shape, max_memory, dtype, device) if max_memory else max(n, 1)

@@ -15,7 +15,7 @@ import torch
 
 from streamreg.layer import Layer
 
-__all__ = ["assert_chunk_invariant", "chunk_tolerance", "public_layers", "run_chunks"]
+__all__ = ["assert_chunk_invariant", "assert_same_output", "chunk_tolerance", "public_layers", "run_chunks"]
 
 #: Multiple of the dtype's machine epsilon, relative to the output's largest
 #: magnitude, allowed for layers that are not bitwise chunk invariant (FFT paths).
@@ -38,7 +38,7 @@ def run_chunks(layer: Layer, x: Any, sizes: Iterable[int]) -> np.ndarray:
     if sum(sizes) != x_t.shape[0] or any(s < 1 for s in sizes):
         msg = f"sizes must be positive and add up to len(x) = {x_t.shape[0]}; got {sizes}."
         raise ValueError(msg)
-    x_t = x_t.to(layer.compute_dtype())
+    x_t = x_t.to(layer.compute_dtype(x_t.dtype))
     layer.reset_state()
     outs = []
     t0 = 0
@@ -49,7 +49,8 @@ def run_chunks(layer: Layer, x: Any, sizes: Iterable[int]) -> np.ndarray:
     return torch.cat(outs).numpy()
 
 
-def _compare(actual: np.ndarray, expected: np.ndarray, exact: bool, what: str) -> None:
+def assert_same_output(actual: np.ndarray, expected: np.ndarray, exact: bool, what: str = "output") -> None:
+    """Assert ``actual`` equals ``expected``: bitwise if ``exact``, else to :func:`chunk_tolerance`."""
     if actual.shape != expected.shape:
         msg = f"{what}: shape {actual.shape} differs from the one-shot shape {expected.shape}."
         raise AssertionError(msg)
@@ -105,11 +106,11 @@ def assert_chunk_invariant(
     exact = layer.chunk_exact if exact is None else exact
     expected = layer.run(x)
     again = layer.run(x)
-    _compare(again, expected, True, f"{type(layer).__name__}: a second one-shot run after reset")
+    assert_same_output(again, expected, True, f"{type(layer).__name__}: a second one-shot run after reset")
     for dt in dts:
-        _compare(layer.run(x, dt=dt), expected, exact, f"{type(layer).__name__}.run(dt={dt})")
+        assert_same_output(layer.run(x, dt=dt), expected, exact, f"{type(layer).__name__}.run(dt={dt})")
     for sizes in partitions:
-        _compare(run_chunks(layer, x, sizes), expected, exact, f"{type(layer).__name__} chunks {list(sizes)}")
+        assert_same_output(run_chunks(layer, x, sizes), expected, exact, f"{type(layer).__name__} chunks {list(sizes)}")
     return expected
 
 

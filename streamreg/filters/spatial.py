@@ -49,22 +49,6 @@ class GaussianSpatial(Layer):
         self.truncate = check_positive_float(truncate, "truncate")
         self.padding_mode = check_choice(padding_mode, "padding_mode", _PADDING_MODES)
         self.register_buffer("kernel", F.gaussian_kernel1d(self.sigma, self.truncate, dtype=dtype, device=device))
-        self._matrices: dict[tuple[Any, ...], tuple[Tensor, Tensor]] = {}
-
-    def matrices(self, height: int, width: int, dtype: torch.dtype, device: Any) -> tuple[Tensor, Tensor]:
-        """The ``(H, H)`` and ``(W, W)`` blur matrices for a frame size (cached)."""
-        key = (height, width, dtype, torch.device(device), self.kernel.data_ptr())
-        if key not in self._matrices:
-            self._matrices.clear()
-            self._matrices[key] = tuple(  # type: ignore[assignment]
-                F.blur_matrix(n, self.kernel, self.padding_mode).to(dtype=dtype, device=device)
-                for n in (height, width)
-            )
-        return self._matrices[key]
-
-    def blur(self, x: Tensor) -> Tensor:
-        """Blur the last two axes of ``x`` without shape checks (used inside loops)."""
-        return F.separable_blur(x, *self.matrices(x.shape[-2], x.shape[-1], x.dtype, x.device))
 
     def forward(self, x: Tensor) -> Tensor:
         """Blur ``x`` of shape ``(T, *lead, H, W)``."""
@@ -72,7 +56,7 @@ class GaussianSpatial(Layer):
         if x.ndim < 3:
             msg = f"input must have shape (T, *lead, H, W) with time on axis 0; got {tuple(x.shape)}."
             raise ChunkShapeError(msg)
-        return self.blur(x)
+        return F.gaussian_blur(x, self.kernel.to(x.dtype), self.padding_mode)
 
     def extra_repr(self) -> str:
         parts = [f"sigma={self.sigma}"]

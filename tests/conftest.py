@@ -1,0 +1,28 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture
+def h5_path(tmp_path):
+    """Path of a not-yet-existing HDF5 file in a fresh temporary folder."""
+    return tmp_path / "data.h5"
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    """Seed torch's global generator so default weight initialisation is reproducible."""
+    torch.manual_seed(0)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip ``gpu`` tests where no CUDA device exists."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
