@@ -106,7 +106,7 @@ def main() -> None:
         child(args)
         return
     if args.quick:
-        args.frames = 1000
+        args.frames, args.dt = 1000, 250
     n = args.frames
     frame_mb = FRAME[0] * FRAME[1] * 4 / 2**20
     workdir = tempfile.mkdtemp(prefix="streamreg_bench_mem_")
