@@ -219,8 +219,8 @@ def _conv3d_fft(xp: Tensor, weight: Tensor, n: int) -> Tensor:
 
 def gaussian_kernel1d(sigma: float, truncate: float = 3.0, *, dtype: torch.dtype | None = None,
                       device: torch.device | str | None = None) -> Tensor:
-    """Normalised Gaussian of standard deviation ``sigma`` over ``2·ceil(truncate·sigma)+1`` taps."""
-    radius = max(0, math.ceil(truncate * sigma))
+    """Normalised Gaussian of standard deviation ``sigma`` over ``2·round(truncate·sigma)+1`` taps (as scipy.ndimage)."""
+    radius = int(truncate * sigma + 0.5)  # scipy.ndimage's rounding
     t = torch.arange(-radius, radius + 1, dtype=torch.float64)
     k = torch.exp(-0.5 * (t / sigma) ** 2) if sigma > 0 else (t == 0).double()
     return (k / k.sum()).to(dtype=dtype or torch.get_default_dtype(), device=device)

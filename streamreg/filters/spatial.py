@@ -25,7 +25,7 @@ class GaussianSpatial(Layer):
     sigma : float
         Standard deviation in pixels (> 0).
     truncate : float, default 3.0
-        The kernel spans ``2·ceil(truncate·sigma) + 1`` pixels.
+        The kernel spans ``2·round(truncate·sigma) + 1`` pixels, as in ``scipy.ndimage``.
     padding_mode : {"replicate", "zeros", "reflect", "circular"}
         Border handling.
 
@@ -42,13 +42,15 @@ class GaussianSpatial(Layer):
     (10, 16, 16)
     """
 
-    def __init__(self, sigma: float = 1.0, truncate: float = 3.0, *, padding_mode: str = "replicate",
-                 device: Any = None, dtype: torch.dtype | None = None) -> None:
+    def __init__(self, sigma: float = 1.0, truncate: float = 3.0, *, padding_mode: str = "replicate") -> None:
         super().__init__()
         self.sigma = check_positive_float(sigma, "sigma")
         self.truncate = check_positive_float(truncate, "truncate")
         self.padding_mode = check_choice(padding_mode, "padding_mode", _PADDING_MODES)
-        self.register_buffer("kernel", F.gaussian_kernel1d(self.sigma, self.truncate, dtype=dtype, device=device))
+
+    def kernel(self, dtype: torch.dtype | None = None, device: Any = None) -> Tensor:
+        """The normalised 1-D Gaussian, computed in float64 and cast to ``dtype``."""
+        return F.gaussian_kernel1d(self.sigma, self.truncate, dtype=dtype, device=device)
 
     def forward(self, x: Tensor) -> Tensor:
         """Blur ``x`` of shape ``(T, *lead, H, W)``."""
@@ -56,7 +58,7 @@ class GaussianSpatial(Layer):
         if x.ndim < 3:
             msg = f"input must have shape (T, *lead, H, W) with time on axis 0; got {tuple(x.shape)}."
             raise ChunkShapeError(msg)
-        return F.gaussian_blur(x, self.kernel.to(x.dtype), self.padding_mode)
+        return F.gaussian_blur(x, self.kernel(x.dtype, x.device), self.padding_mode)
 
     def extra_repr(self) -> str:
         parts = [f"sigma={self.sigma}"]

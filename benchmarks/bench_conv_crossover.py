@@ -1,0 +1,127 @@
+"""Direct versus FFT convolution: where FFT starts to win, one thread, ``run(dt=1000)``.
+
+Measures frames/s (best of ``--repeats``) of ``method="direct"`` and ``method="fft"`` for
+
+  * ``TemporalFIR`` with one shared K-tap kernel on ``(T, 256)``, K in 16 ... 1024;
+  * ``Conv3d`` on ``(T, 32, 32)`` and ``(T, 64, 64)`` with kernels (5,5,5), (10,5,5),
+    (10,9,9), (20,10,10),
+
+with ``torch.set_num_threads(1)``. T is set per configuration from a short probe so each
+timed run lasts about ``--target`` seconds. It also prints max|y_direct - y_fft| / max|y_direct|
+(on the frames both runs cover; the filters are causal, so a prefix gives a prefix).
+
+Baseline: ``method="direct"`` in the same run. It reports where FFT starts to win and
+whether the package's ``method="auto"`` thresholds agree:
+``streamreg.filters.temporal.FIR_FFT_MIN_TAPS`` and ``streamreg.filters.conv.CONV3D_FFT_MIN_VOLUME``.
+
+Goal: the auto thresholds pick the faster method in every measured case.
+
+Run:  python benchmarks/bench_conv_crossover.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+
+import numpy as np
+import torch
+
+from streamreg.filters import Conv3d, TemporalFIR
+from streamreg.filters import conv as conv_mod
+from streamreg.filters import temporal as temporal_mod
+
+
+def timed_run(make, x: np.ndarray, dt: int, target: float, repeats: int, t_min: int) -> tuple[float, np.ndarray]:
+    """Frames/s of ``make().run(x[:T], dt)`` with T sized from a probe to last about ``target`` s."""
+    model = make()
+    probe = min(len(x), t_min)
+    model.run(x[:probe], dt=dt)  # warm-up
+    t0 = time.perf_counter()
+    model.run(x[:probe], dt=dt)
+    rate = probe / (time.perf_counter() - t0)
+    n = int(min(len(x), max(t_min, rate * target)))
+    best, y = float("inf"), None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        y = model.run(x[:n], dt=dt)
+        best = min(best, time.perf_counter() - t0)
+    return n / best, y
+
+
+def compare(label: str, size, make, x, args) -> dict:
+    r_d, y_d = timed_run(lambda: make("direct"), x, args.dt, args.target, args.repeats, args.t_min)
+    r_f, y_f = timed_run(lambda: make("fft"), x, args.dt, args.target, args.repeats, args.t_min)
+    m = min(len(y_d), len(y_f))
+    rel = float(np.max(np.abs(y_d[:m] - y_f[:m])) / max(np.max(np.abs(y_d[:m])), 1e-30))
+    auto = make("auto")._method()
+    return {"label": label, "size": size, "T": (len(y_d), len(y_f)), "direct": r_d, "fft": r_f,
+            "rel": rel, "auto": auto, "win": "fft" if r_f > r_d else "direct"}
+
+
+def report(title: str, rows: list[dict], threshold_text: str) -> None:
+    print(f"\n{title}  (auto: {threshold_text})")
+    head = (f"{'case':<22} {'size':>6} {'T direct/fft':>14} {'direct f/s':>11} {'fft f/s':>10} "
+            f"{'fft/direct':>10} {'rel diff':>9} {'winner':>7} {'auto':>7} ok")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        t = f"{r['T'][0]}/{r['T'][1]}"
+        print(f"{r['label']:<22} {r['size']:>6} {t:>14} {r['direct']:>11,.0f} {r['fft']:>10,.0f} "
+              f"{r['fft'] / r['direct']:>10.2f} {r['rel']:>9.1e} {r['win']:>7} {r['auto']:>7} "
+              f"{'yes' if r['win'] == r['auto'] else 'NO'}")
+    wins = [r["size"] for r in rows if r["win"] == "fft"]
+    losses = [r["size"] for r in rows if r["win"] == "direct"]
+    if not wins:
+        print("FFT never wins in the measured range")
+    else:
+        first = min(wins)
+        clean = all(s < first for s in losses)
+        print(f"FFT starts to win at size {first}" + ("" if clean else f" (but direct still wins at {sorted(s for s in losses if s > first)})"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run (< 20 s)")
+    parser.add_argument("--dt", type=int, default=1000)
+    parser.add_argument("--target", type=float, default=0.6, help="seconds per timed run")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--t-min", type=int, default=1000, help="probe length and minimum T")
+    args = parser.parse_args()
+    taps, frames = (16, 64, 128, 256, 512, 1024), (32, 64)
+    kernels = ((5, 5, 5), (10, 5, 5), (10, 9, 9), (20, 10, 10))
+    if args.quick:
+        args.target, args.repeats, args.t_min, frames = 0.1, 1, 100, (32,)
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    print(f"torch {torch.__version__}, 1 thread, dt={args.dt}, best of {args.repeats}, "
+          f"load avg {os.getloadavg()[0]:.2f}")
+
+    x = rng.standard_normal((50000, 256), dtype=np.float32)
+    kernels_1d = {k: rng.standard_normal(k).astype(np.float32) / math.sqrt(k) for k in taps}
+    rows = [compare(f"TemporalFIR (T,256)", k,
+                    lambda m, k=k: TemporalFIR(kernels_1d[k], method=m), x, args) for k in taps]
+    report("TemporalFIR, size = K taps", rows, f"fft when K >= {temporal_mod.FIR_FFT_MIN_TAPS}")
+
+    for hw in frames:
+        x = rng.standard_normal((20000, hw, hw), dtype=np.float32)
+        rows = []
+        for ks in kernels:
+            torch.manual_seed(1)
+            weight = Conv3d(ks).weight.detach().clone()
+
+            def make(m, ks=ks, weight=weight):
+                c = Conv3d(ks, method=m)
+                c.set_weight(weight)
+                return c
+
+            rows.append(compare(f"Conv3d {ks}", math.prod(ks), make, x, args))
+        report(f"Conv3d on (T,{hw},{hw}), size = kt*kh*kw", rows,
+               f"fft when volume >= {conv_mod.CONV3D_FFT_MIN_VOLUME}")
+
+
+if __name__ == "__main__":
+    main()
