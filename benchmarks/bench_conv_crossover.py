@@ -4,7 +4,7 @@ Measures frames/s (best of ``--repeats``) of ``method="direct"`` and ``method="f
 
   * ``TemporalFIR`` with one shared K-tap kernel on ``(T, 256)``, K in 16 ... 1024;
   * ``Conv3d`` on ``(T, 32, 32)`` and ``(T, 64, 64)`` with kernels (5,5,5), (10,5,5),
-    (10,9,9), (20,10,10),
+    (10,9,9), (20,10,10), plus (3,3,3) and (5,3,3) to locate the crossover below 125,
 
 with ``torch.set_num_threads(1)``. T is set per configuration from a short probe so each
 timed run lasts about ``--target`` seconds. It also prints max|y_direct - y_fft| / max|y_direct|
@@ -87,11 +87,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run (< 20 s)")
     parser.add_argument("--dt", type=int, default=1000)
     parser.add_argument("--target", type=float, default=0.6, help="seconds per timed run")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--t-min", type=int, default=1000, help="probe length and minimum T")
     args = parser.parse_args()
     taps, frames = (16, 64, 128, 256, 512, 1024), (32, 64)
-    kernels = ((5, 5, 5), (10, 5, 5), (10, 9, 9), (20, 10, 10))
+    kernels = ((3, 3, 3), (5, 3, 3), (5, 5, 5), (10, 5, 5), (10, 9, 9), (20, 10, 10))  # first two: extra
     if args.quick:
         args.target, args.repeats, args.t_min, frames = 0.1, 1, 100, (32,)
     torch.set_num_threads(1)
@@ -100,9 +100,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, 1 thread, dt={args.dt}, best of {args.repeats}, "
           f"load avg {os.getloadavg()[0]:.2f}")
 
-    x = rng.standard_normal((50000, 256), dtype=np.float32)
+    x = rng.standard_normal((40000, 256), dtype=np.float32)
     kernels_1d = {k: rng.standard_normal(k).astype(np.float32) / math.sqrt(k) for k in taps}
-    rows = [compare(f"TemporalFIR (T,256)", k,
+    rows = [compare("TemporalFIR (T,256)", k,
                     lambda m, k=k: TemporalFIR(kernels_1d[k], method=m), x, args) for k in taps]
     report("TemporalFIR, size = K taps", rows, f"fft when K >= {temporal_mod.FIR_FFT_MIN_TAPS}")
 

@@ -25,7 +25,6 @@ __all__ = [
     "gaussian_kernel1d",
 ]
 
-_PAD_MODES = {"zeros": "constant", "replicate": "replicate", "reflect": "reflect", "circular": "circular"}
 _FFT_BLOCK_ELEMENTS = 1 << 20
 
 
@@ -166,9 +165,12 @@ def causal_conv3d(
     xin = torch.cat([history, x], 0)  # (L, C_in, H, W)
     ph, pw = (kh - 1) // 2, (kw - 1) // 2
     x5 = xin.permute(1, 0, 2, 3).unsqueeze(0)  # (1, C_in, L, H, W), a view
-    pad = (pw, kw - 1 - pw, ph, kh - 1 - ph, 0, 0)
-    if any(pad):
-        x5 = F.pad(x5, pad, mode=_PAD_MODES[padding_mode])
+    if padding_mode == "zeros":
+        x5 = F.pad(x5, (pw, kw - 1 - pw, ph, kh - 1 - ph))
+    else:
+        h, w = x.shape[-2:]
+        x5 = x5.index_select(-2, _pad_index(h, ph, kh - 1 - ph, padding_mode).to(x.device))
+        x5 = x5.index_select(-1, _pad_index(w, pw, kw - 1 - pw, padding_mode).to(x.device))
     if method == "fft":
         y = _conv3d_fft(x5[0], weight, x.shape[0])
     else:
@@ -226,9 +228,13 @@ def gaussian_kernel1d(sigma: float, truncate: float = 3.0, *, dtype: torch.dtype
     return (k / k.sum()).to(dtype=dtype or torch.get_default_dtype(), device=device)
 
 
-def _pad_index(n: int, r: int, padding_mode: str) -> Tensor:
-    """Source index of each of the ``n + 2r`` positions of an axis padded by ``r`` on both sides."""
-    src = torch.arange(-r, n + r)
+def _pad_index(n: int, before: int, after: int, padding_mode: str) -> Tensor:
+    """Source index of each position of an axis of length ``n`` padded by ``before`` and ``after``.
+
+    Works for pads of any size (``torch.nn.functional.pad`` refuses reflect pads
+    wider than the axis); zero padding is masked by the caller.
+    """
+    src = torch.arange(-before, n + after)
     if padding_mode == "reflect":
         period = max(2 * (n - 1), 1)
         src = src % period
@@ -245,7 +251,7 @@ def _blur_axis(x: Tensor, kernel: list[float], axis: int, padding_mode: str) -> 
         pad = [0, 0] * (x.ndim - 1 - axis % x.ndim) + [r, r]
         xp = F.pad(x, pad)
     else:
-        xp = x.index_select(axis, _pad_index(n, r, padding_mode).to(x.device))
+        xp = x.index_select(axis, _pad_index(n, r, r, padding_mode).to(x.device))
     y = xp.narrow(axis, r, n) * kernel[r]
     grad = torch.is_grad_enabled() and xp.requires_grad
     tmp = None if grad else torch.empty_like(y)
@@ -261,7 +267,7 @@ def blur_matrix(n: int, kernel: Tensor, padding_mode: str = "replicate") -> Tens
     k = kernel.shape[0]
     r = (k - 1) // 2
     rows = torch.arange(n)[:, None].expand(n, k)
-    src = _pad_index(n, r, padding_mode)[rows + torch.arange(k)]
+    src = _pad_index(n, r, r, padding_mode)[rows + torch.arange(k)]
     weight = kernel.detach().to(dtype=torch.float64, device="cpu").expand(n, k)
     if padding_mode == "zeros":
         pos = rows + torch.arange(k) - r

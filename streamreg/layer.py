@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Layer", "module_history"]
+__all__ = ["Layer", "module_device", "module_history"]
 
 State = dict[str, Any]
 
@@ -84,7 +84,7 @@ class Layer(nn.Module):
         TypeError
             If a value is neither a tensor, ``None`` nor a nested mapping.
         """
-        device = _module_device(self)
+        device = module_device(self)
         _apply_state(self, state, "state", device)
 
     # -- history -----------------------------------------------------------
@@ -185,7 +185,8 @@ def module_history(module: nn.Module) -> int | None:
     return total
 
 
-def _module_device(module: nn.Module) -> torch.device | None:
+def module_device(module: nn.Module) -> torch.device | None:
+    """The device of the first parameter or buffer of ``module`` (``None`` if it has none)."""
     for t in itertools.chain(module.parameters(), module.buffers()):
         return t.device
     return None

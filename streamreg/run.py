@@ -13,6 +13,7 @@ from streamreg._hdf5 import H5Files
 from streamreg._io import DatasetSink, open_input, prepare_output, to_tensor
 from streamreg._validation import check_dt
 from streamreg.exceptions import ChunkShapeError
+from streamreg.layer import module_device
 from streamreg.planning import plan_dt
 
 __all__ = ["run_layer"]
@@ -41,6 +42,8 @@ def run_layer(
         source = open_input(input, files)
         if device is not None:
             layer.to(device)
+        else:
+            device = module_device(layer)
         if reset:
             layer.reset_state()
         dtype = layer.compute_dtype(source.data.dtype)

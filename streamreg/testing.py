@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from streamreg.layer import Layer
+from streamreg.layer import Layer, module_device
 
 __all__ = ["assert_chunk_invariant", "assert_same_output", "chunk_tolerance", "public_layers", "run_chunks"]
 
@@ -38,7 +38,7 @@ def run_chunks(layer: Layer, x: Any, sizes: Iterable[int]) -> np.ndarray:
     if sum(sizes) != x_t.shape[0] or any(s < 1 for s in sizes):
         msg = f"sizes must be positive and add up to len(x) = {x_t.shape[0]}; got {sizes}."
         raise ValueError(msg)
-    x_t = x_t.to(layer.compute_dtype(x_t.dtype))
+    x_t = x_t.to(dtype=layer.compute_dtype(x_t.dtype), device=module_device(layer))
     layer.reset_state()
     outs = []
     t0 = 0
