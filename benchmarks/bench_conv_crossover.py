@@ -72,14 +72,17 @@ def report(title: str, rows: list[dict], threshold_text: str) -> None:
         print(f"{r['label']:<22} {r['size']:>6} {t:>14} {r['direct']:>11,.0f} {r['fft']:>10,.0f} "
               f"{r['fft'] / r['direct']:>10.2f} {r['rel']:>9.1e} {r['win']:>7} {r['auto']:>7} "
               f"{'yes' if r['win'] == r['auto'] else 'NO'}")
-    wins = [r["size"] for r in rows if r["win"] == "fft"]
-    losses = [r["size"] for r in rows if r["win"] == "direct"]
-    if not wins:
-        print("FFT never wins in the measured range")
+    last_direct = max((r["size"] for r in rows if r["win"] == "direct"), default=0)
+    after = [r["size"] for r in rows if r["size"] > last_direct]
+    if not after:
+        print(f"FFT never wins for good in the measured range: threshold should be > {last_direct}")
     else:
-        first = min(wins)
-        clean = all(s < first for s in losses)
-        print(f"FFT starts to win at size {first}" + ("" if clean else f" (but direct still wins at {sorted(s for s in losses if s > first)})"))
+        mixed = any(r["win"] == "fft" and r["size"] < last_direct for r in rows)
+        print(f"FFT wins from size {min(after)} on" + (" (also at some smaller sizes: noisy)" if mixed else "")
+              + (" -- the smallest size measured" if min(after) == rows[0]["size"] else ""))
+    agree = all(r["win"] == r["auto"] for r in rows)
+    print(f"auto threshold ({threshold_text}) picks the faster method in every case: "
+          f"{'YES -> supported' if agree else 'NO -> not supported'}")
 
 
 def main() -> None:

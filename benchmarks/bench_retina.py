@@ -72,7 +72,9 @@ def main() -> None:
     rows = []
     for hw, n in ((20, args.frames), (64, args.frames_64)):
         x = rng.random((n, hw, hw), dtype=np.float32)
-        xe = x[: args.exact_frames] if n >= args.exact_frames else rng.random((args.exact_frames, hw, hw), dtype=np.float32)
+        xe = x[: args.exact_frames]
+        if len(xe) < args.exact_frames:
+            xe = rng.random((args.exact_frames, hw, hw), dtype=np.float32)
         for spikes in (False, True):
             for dt in (100, 1000):
                 rate = fps(Retina(spikes=spikes), x, dt, args.repeats)
