@@ -16,7 +16,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default=None, help="output folder (default: a new temporary folder)")
     demo.add_argument("--frames", type=int, default=5000, help="stimulus length in frames (default 5000)")
     demo.add_argument("--size", type=int, default=64, help="frame size in pixels (default 64)")
-    demo.add_argument("--dt", type=int, default=500, help="chunk length in frames (default 500)")
+    demo.add_argument("--dt", type=int, default=200, help="chunk length in frames (default 200)")
     demo.add_argument("--overwrite", action="store_true", help="replace existing demo files in --out")
     return parser
 

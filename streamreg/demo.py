@@ -57,7 +57,7 @@ class DemoResult:
 
 
 def run_demo(out_dir: str | os.PathLike[str] | None = None, *, n_frames: int = 5000, size: int = 64,
-             dt: int = 500, overwrite: bool = False, progress: bool = True) -> DemoResult:
+             dt: int = 200, overwrite: bool = False, progress: bool = True) -> DemoResult:
     """Make the stimulus, run :class:`~streamreg.models.Retina` over it in chunks, plot.
 
     Parameters

@@ -106,11 +106,16 @@ def causal_fir(x: Tensor, kernel: Tensor, history: Tensor, method: str = "direct
     k = kernel.shape[0]
     xin = torch.cat([history, x], 0)  # (T + K - 1, C)
     n = x.shape[0]
+    if n == 0:
+        return x * kernel[:1], history.clone()
     if method == "fft":
         y = _fir_fft(xin, kernel, n)
     else:
+        # A one-frame output takes a differently rounded path in conv1d; compute two
+        # (one spare zero frame) so every chunk length rounds alike.
+        padded = F.pad(xin, (0, 0, 0, 1)) if n == 1 else xin
         c = x.shape[1]
-        y = F.conv1d(xin.T.unsqueeze(0), kernel.flip(0).T.unsqueeze(1), groups=c)[0].T
+        y = F.conv1d(padded.T.unsqueeze(0), kernel.flip(0).T.unsqueeze(1), groups=c)[0, :, :n].T
     return y, xin[xin.shape[0] - (k - 1) :].clone()
 
 
@@ -162,6 +167,8 @@ def causal_conv3d(
         ``(kt-1, C_in, H, W)``.
     """
     kt, kh, kw = weight.shape[2:]
+    if x.shape[0] == 0:
+        return x.new_zeros((0, weight.shape[0], *x.shape[2:])), history.clone()
     xin = torch.cat([history, x], 0)  # (L, C_in, H, W)
     ph, pw = (kh - 1) // 2, (kw - 1) // 2
     x5 = xin.permute(1, 0, 2, 3).unsqueeze(0)  # (1, C_in, L, H, W), a view

@@ -135,3 +135,18 @@ def test_unequal_partition_matches_dt_run(case):
     a = run_chunks(layer, x, [5, 1, 30, 5])
     b = layer.run(x, dt=5)
     assert_same_output(a, b, layer.chunk_exact)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_forward_on_an_empty_chunk(case):
+    """Calling the layer on a 0-frame chunk returns 0 frames and leaves the state usable."""
+    layer = case.build()
+    x = case.make_input()
+    expected = layer.run(x)
+    layer.reset_state()
+    with torch.no_grad():
+        first = layer(x[:10])
+        empty = layer(x[:0])
+        rest = layer(x[10:])
+    assert empty.shape == (0, *first.shape[1:])
+    assert_same_output(torch.cat([first, rest]).numpy(), expected, layer.chunk_exact)

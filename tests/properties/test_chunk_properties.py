@@ -26,33 +26,37 @@ def partitions(draw, max_t=30):
     return t, [b - a for a, b in zip(bounds, bounds[1:])]
 
 
-def _input(t, frame, seed):
+DTYPES = st.sampled_from([torch.float32, torch.float64])
+
+
+def _input(t, frame, seed, dtype=torch.float32):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn((t, *frame), generator=g)
+    return torch.randn((t, *frame), generator=g, dtype=dtype)
 
 
 @SETTINGS
 @given(part=partitions(), kt=st.integers(1, 6), kh=st.integers(1, 4), kw=st.integers(1, 4),
        cin=st.integers(1, 2), cout=st.integers(1, 2), h=st.integers(1, 7), w=st.integers(1, 7),
-       padding=PADDING, method=st.sampled_from(["direct", "fft"]), seed=st.integers(0, 10))
-def test_conv3d(part, kt, kh, kw, cin, cout, h, w, padding, method, seed):
+       padding=PADDING, method=st.sampled_from(["direct", "fft"]), seed=st.integers(0, 10), dtype=DTYPES)
+def test_conv3d(part, kt, kh, kw, cin, cout, h, w, padding, method, seed, dtype):
     """Conv3d over random kernels, channels, frames, padding and methods."""
     t, sizes = part
     torch.manual_seed(seed)
-    conv = Conv3d((kt, kh, kw), cin, cout, padding_mode=padding, method=method)
+    conv = Conv3d((kt, kh, kw), cin, cout, padding_mode=padding, method=method, dtype=dtype)
     frame = (h, w) if cin == 1 else (cin, h, w)
-    assert_chunk_invariant(conv, _input(t, frame, seed), dts=(1, max(1, kt - 1)), partitions=[sizes])
+    assert_chunk_invariant(conv, _input(t, frame, seed, dtype), dts=(1, max(1, kt - 1)), partitions=[sizes])
 
 
 @SETTINGS
-@given(part=partitions(), k=st.integers(1, 10), frame=st.lists(st.integers(1, 4), min_size=0, max_size=3),
-       shared=st.booleans(), seed=st.integers(0, 10))
-def test_temporal_fir(part, k, frame, shared, seed):
+@given(part=partitions(), k=st.integers(1, 40), frame=st.lists(st.integers(1, 4), min_size=0, max_size=3),
+       shared=st.booleans(), seed=st.integers(0, 10), dtype=DTYPES)
+def test_temporal_fir(part, k, frame, shared, seed, dtype):
     """TemporalFIR with shared or per-channel kernels on frames of any rank."""
     t, sizes = part
     g = torch.Generator().manual_seed(seed)
-    kernel = torch.randn((k,) if shared else (k, *frame), generator=g)
-    assert_chunk_invariant(TemporalFIR(kernel), _input(t, frame, seed), dts=(1, 3), partitions=[sizes])
+    kernel = torch.randn((k,) if shared else (k, *frame), generator=g, dtype=dtype)
+    fir = TemporalFIR(kernel, dtype=dtype)
+    assert_chunk_invariant(fir, _input(t, frame, seed, dtype), dts=(1, 3), partitions=[sizes])
 
 
 @SETTINGS
