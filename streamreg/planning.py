@@ -21,7 +21,9 @@ _UNITS = {
 }
 _PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*$")
 _PROBE_FRAMES = 8
-_SAFETY = 2.0  # transient workspace (padding, FFT buffers) on top of the hooked outputs
+#: Multiplier on the hooked per-frame outputs: intermediates inside a layer, the input
+#: chunk and the allocator's retained blocks. Calibrated with benchmarks/bench_max_memory.py.
+_SAFETY = 4.0
 
 
 def parse_bytes(value: Any, name: str = "max_memory") -> int:
@@ -65,13 +67,19 @@ def frame_cost(
 
     The layer runs once on a few zero frames with forward hooks on every
     sub-module; the cost is the input frame plus every intermediate output per
-    frame, doubled for transient workspace. The layer's state is restored after.
+    frame, times a safety factor for intermediates inside layers, plus what
+    layers declare through ``workspace_bytes(x)`` (library workspace that never
+    shows as an output, such as oneDNN's blocked copies in ``Conv3d``). The
+    layer's state is restored after.
     """
-    total = 0
+    total = 0.0
+    workspace = 0.0
 
     def hook(module: nn.Module, args: Any, out: Any) -> None:
-        nonlocal total
+        nonlocal total, workspace
         total += sum(t.numel() * t.element_size() for t in _tensors(out))
+        if hasattr(module, "workspace_bytes") and args and isinstance(args[0], torch.Tensor):
+            workspace += module.workspace_bytes(args[0])
 
     state = layer.get_state() if hasattr(layer, "get_state") else None
     handles = [m.register_forward_hook(hook) for m in layer.modules()]
@@ -84,8 +92,8 @@ def frame_cost(
             h.remove()
         if state is not None:
             layer.set_state(state)
-    per_frame = probe[0].numel() * probe.element_size() + total / _PROBE_FRAMES
-    return max(1, math.ceil(_SAFETY * per_frame))
+    per_frame = _SAFETY * (probe[0].numel() * probe.element_size() + total / _PROBE_FRAMES)
+    return max(1, math.ceil(per_frame + workspace / _PROBE_FRAMES))
 
 
 def plan_dt(

@@ -106,6 +106,22 @@ class Conv3d(Layer):
             return self.method
         return "fft" if math.prod(self.kernel_size) >= CONV3D_FFT_MIN_VOLUME else "direct"
 
+    def workspace_bytes(self, x: Tensor) -> int:
+        """Bytes of library workspace a forward call on ``x`` needs beyond its output.
+
+        Direct: oneDNN copies input and output into layouts blocked by 16 channels.
+        FFT: real and complex spectra of every frame of a block (an over-estimate for
+        chunks longer than one FFT block, whose size is fixed).
+        """
+        kt, kh, kw = self.kernel_size
+        n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+        channels = self.in_channels + self.out_channels
+        if self._method() == "direct":
+            blocks = 16 * (-(-self.in_channels // 16) + -(-self.out_channels // 16))
+            return n * h * w * blocks * x.element_size()
+        spectra = F.fast_fft_len(h + kh - 1) * F.fast_fft_len(w + kw - 1)
+        return 4 * (n + kt) * spectra * channels * x.element_size()
+
     def set_weight(self, weight: Any, normalize: bool = False) -> None:
         """Replace the kernel; its shape may change (the state is then reset).
 
