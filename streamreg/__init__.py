@@ -6,7 +6,7 @@ recording in chunks with :meth:`Layer.run` and gives the one-shot result.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from streamreg import filters, functional, models, testing
+from streamreg import filters, functional, models, optim, testing
 from streamreg.exceptions import (
     ChunkShapeError,
     DatasetNotFoundError,
@@ -37,6 +37,7 @@ __all__ = [
     "filters",
     "functional",
     "models",
+    "optim",
     "parse_bytes",
     "plan_dt",
     "testing",

@@ -174,6 +174,69 @@ class Layer(nn.Module):
         return run_layer(self, input, dt, **kwargs)
 
 
+    @property
+    def set_optimizer(self) -> Any:
+        """Build an optimizer over this layer's parameters: ``layer.set_optimizer.LBFGS(lr=1)``.
+
+        ``dir(layer.set_optimizer)`` lists every optimizer torch.optim exports that
+        can be constructed (and any registered with
+        :func:`streamreg.optim.register_optimizer`); the result is stored as
+        ``layer.optimizer`` and returned. An unknown name raises ``AttributeError``
+        listing the valid ones.
+        """
+        from streamreg.optim.selector import OptimizerSelector
+
+        return OptimizerSelector(self)
+
+    def optimize(self, input: Any, target: Any, dt: int | None = None, **kwargs: Any) -> Any:  # noqa: A002
+        """Fit the layer's parameters so that its output on ``input`` matches ``target``.
+
+        Parameters
+        ----------
+        input, target : array, tensor, h5py.Dataset or "file.h5:/dataset"
+            Time-first recordings of equal length: ``(T, *frame_in)`` and ``(T, *frame_out)``.
+        dt : int, optional
+            Chunk length in frames; ``None`` fits on the whole recording at once.
+        loss_fn : callable, default ``torch.nn.functional.mse_loss``
+            ``loss_fn(output, target)`` evaluated per chunk.
+        reduction : {"mean", "sum"}, default "mean"
+            How chunk losses combine into the loss of the recording: ``"mean"`` weights
+            each chunk by its share of frames, ``Σ n_k/T · loss_fn(y_k, t_k)``, which equals
+            the one-shot loss for any loss that averages over frames (the default MSE);
+            ``"sum"`` adds them, for losses that sum over frames.
+        optimizer : torch.optim.Optimizer, optional
+            Default: ``layer.optimizer`` from :attr:`set_optimizer`.
+        n_steps : int, default 1
+            Optimizer steps. Every step evaluates the whole chunked objective through a
+            closure, so L-BFGS and other multi-evaluation optimizers follow the one-shot
+            trajectory.
+        learning_rates : number or list of (iteration, lr, ...) tuples, optional
+            A schedule (:func:`streamreg.optim.format_and_check_learning_rates`); the
+            learning rate of every parameter group is set from column 0 before each step.
+        progress : bool, optional
+            A tqdm bar over steps (default: on for several steps when stderr is a terminal).
+        truncate : bool, default False
+            Cut the gradient at chunk boundaries (truncated back-propagation): one pass
+            instead of two, but a biased gradient. Never the default.
+
+        Returns
+        -------
+        streamreg.optim.OptimizeLog
+            Loss, wall time and learning rate per step.
+
+        Notes
+        -----
+        With ``dt`` the gradient equals the one-shot gradient to float tolerance for any
+        Layer, recursive filters included: the forward pass keeps only the state at each
+        chunk boundary, the reverse pass recomputes each chunk with autograd and carries
+        the state's gradient backwards. Peak memory is one chunk's graph plus one state
+        per chunk boundary. The parameters change; the streaming state is reset after.
+        """
+        from streamreg.optim.optimize import optimize
+
+        return optimize(self, input, target, dt, **kwargs)
+
+
 def module_history(module: nn.Module) -> int | None:
     """Sum of the histories of ``module`` and its sub-modules (``None`` if any is unbounded)."""
     total: int | None = module.own_history if isinstance(module, Layer) else 0

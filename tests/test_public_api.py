@@ -21,7 +21,7 @@ def test_top_level_all_is_pinned():
     """streamreg.__all__ lists exactly the intended names."""
     assert sorted(streamreg.__all__) == sorted([
         "ChunkShapeError", "DatasetNotFoundError", "Layer", "NotFittedError", "OutputExistsError", "RunnerError",
-        "Sequential", "StreamClosedError", "__version__", "filters", "functional", "models", "parse_bytes",
+        "Sequential", "StreamClosedError", "__version__", "filters", "functional", "models", "optim", "parse_bytes",
         "plan_dt", "testing",
     ])
     for name in streamreg.__all__:

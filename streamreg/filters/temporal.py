@@ -114,7 +114,8 @@ class HighPass(LowPass):
     """Recursive exponential high-pass: ``y = x - weight · LowPass(tau, n_stages)(x)``.
 
     With ``weight = 1`` a constant input decays to zero; ``weight < 1`` keeps a
-    sustained part (VirtualRetina's undershoot and transient filters).
+    sustained part (VirtualRetina's undershoot and transient filters). ``weight``
+    is a trainable parameter.
 
     Notes
     -----
@@ -127,14 +128,14 @@ class HighPass(LowPass):
     def __init__(self, tau: Any = 10.0, n_stages: int = 1, weight: float = 1.0, *, learn_tau: bool = False,
                  device: Any = None, dtype: torch.dtype | None = None) -> None:
         super().__init__(tau, n_stages, learn_tau=learn_tau, device=device, dtype=dtype)
-        self.weight = check_real(weight, "weight")
+        self.weight = nn.Parameter(torch.tensor(check_real(weight, "weight"), dtype=dtype, device=device))
 
     def forward(self, x: Tensor) -> Tensor:
         """Filter ``x`` of shape ``(T, *frame)``."""
         return x - self.weight * self._lowpass(x)
 
     def extra_repr(self) -> str:
-        weight = f", weight={self.weight}" if self.weight != 1.0 else ""
+        weight = f", weight={self.weight.item():g}" if self.weight.item() != 1.0 else ""
         return super().extra_repr() + weight
 
 

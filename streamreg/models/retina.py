@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from streamreg import functional as F
 from streamreg._validation import check_nonnegative_int, check_positive_float, check_real, check_time_series
@@ -26,6 +26,10 @@ __all__ = ["OPL", "Bipolar", "GanglionInput", "Retina"]
 _FRAME = ("H", "W")
 
 
+def _parameter(value: float, name: str) -> nn.Parameter:
+    return nn.Parameter(torch.tensor(check_real(value, name)))
+
+
 def _frames(tau_ms: float, frame_ms: float, name: str) -> float:
     return check_positive_float(tau_ms, name) / frame_ms
 
@@ -35,6 +39,8 @@ class OPL(Layer):
 
     ``C = HighPass_{tau_undershoot, w_undershoot}(LowPass^{n_center}_{tau_center}(G_{sigma_center} * L))``,
     ``S = LowPass_{tau_surround}(G_{sigma_surround} * C)``, output ``lambda_opl · (C - w_opl · S)``.
+
+    Parameters ``lambda_opl``, ``w_opl`` and the undershoot weight are trainable.
 
     Notes
     -----
@@ -53,8 +59,8 @@ class OPL(Layer):
         self.undershoot = HighPass(_frames(tau_undershoot, frame_ms, "tau_undershoot"), weight=w_undershoot)
         self.surround_blur = GaussianSpatial(sigma_surround)
         self.surround_lowpass = LowPass(_frames(tau_surround, frame_ms, "tau_surround"))
-        self.lambda_opl = check_real(lambda_opl, "lambda_opl")
-        self.w_opl = check_real(w_opl, "w_opl")
+        self.lambda_opl = _parameter(lambda_opl, "lambda_opl")
+        self.w_opl = _parameter(w_opl, "w_opl")
 
     def forward(self, x: Tensor) -> Tensor:
         """Luminance ``(T, H, W)`` → OPL current ``(T, H, W)``."""
@@ -116,6 +122,7 @@ class GanglionInput(Layer):
 
     The rectifier is VirtualRetina's ``N(v) = i0 / (1 - lambda_g·(v - v0)/i0)`` below
     ``v0`` and ``i0 + lambda_g·(v - v0)`` above; ON cells see ``+v``, OFF cells ``-v``.
+    ``i0``, ``lambda_g``, ``v0`` and the transient weight are trainable parameters.
 
     Notes
     -----
@@ -129,9 +136,9 @@ class GanglionInput(Layer):
         frame_ms = check_positive_float(frame_ms, "frame_ms")
         self.transient = HighPass(_frames(tau_transient, frame_ms, "tau_transient"), weight=w_transient)
         self.pool = GaussianSpatial(sigma_pool)
-        self.i0 = check_positive_float(i0, "i0")
-        self.lambda_g = check_real(lambda_g, "lambda_g")
-        self.v0 = check_real(v0, "v0")
+        self.i0 = _parameter(check_positive_float(i0, "i0"), "i0")
+        self.lambda_g = _parameter(lambda_g, "lambda_g")
+        self.v0 = _parameter(v0, "v0")
 
     def _rectify(self, v: Tensor) -> Tensor:
         d = v - self.v0

@@ -24,8 +24,9 @@ def test_opl_matches_reference():
     """OPL = lambda·(C - w·S) with C and S built from scipy filters."""
     x = np.random.default_rng(0).random((200, 9, 9))
     opl = OPL(frame_ms=2.0).to(torch.float64)
+    w_undershoot = opl.undershoot.weight.item()  # 0.8 rounded to float32, as the model holds it
     c = _lowpass(_blur(x, 1.0), 10.0 / 2)
-    c = c - 0.8 * _lowpass(c, 100.0 / 2)
+    c = c - w_undershoot * _lowpass(c, 100.0 / 2)
     s = _lowpass(_blur(c, 3.0), 4.0 / 2)
     np.testing.assert_allclose(opl.run(x, dt=13), 10.0 * (c - 1.0 * s), rtol=1e-9, atol=1e-9)
 
@@ -47,12 +48,13 @@ def test_bipolar_matches_a_plain_loop():
 def test_ganglion_matches_reference():
     """ON/OFF rates = N(±G*(V - w·E(V))) with VirtualRetina's rectifier."""
     v = np.random.default_rng(2).normal(size=(80, 6, 6))
-    u = _blur(v - 0.7 * _lowpass(v, 20.0), 1.0)
+    ganglion = GanglionInput().to(torch.float64)
+    u = _blur(v - ganglion.transient.weight.item() * _lowpass(v, 20.0), 1.0)
 
     def rect(z):
         return np.where(z < 0, 80 / (1 - 100 * z / 80), 80 + 100 * z)
 
-    out = GanglionInput().to(torch.float64).run(v, dt=9)
+    out = ganglion.run(v, dt=9)
     np.testing.assert_allclose(out, np.stack([rect(u), rect(-u)], 1), rtol=1e-9, atol=1e-9)
 
 
