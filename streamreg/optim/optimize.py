@@ -141,7 +141,7 @@ class _ChunkedObjective:
             if k == last:
                 total += float(loss.detach())
             grads = [None if v is None or not v.requires_grad else v.grad for v in leaves]
-        return torch.tensor(total)
+        return torch.tensor(total, dtype=torch.float64)
 
     def _truncated(self) -> Tensor:
         total = 0.0
@@ -152,7 +152,7 @@ class _ChunkedObjective:
                     loss.backward()
             total += float(loss.detach())
             _write(self.slots, _snapshot(_read(self.slots)))  # cut the graph at the chunk boundary
-        return torch.tensor(total)
+        return torch.tensor(total, dtype=torch.float64)
 
 
 def optimize(
