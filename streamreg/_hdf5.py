@@ -70,11 +70,17 @@ class H5Files:
         if not write and not os.path.exists(path):
             msg = f"{name}: no such HDF5 file {path!r}."
             raise FileNotFoundError(msg)
-        if handle is not None:
+        if handle is not None:  # opened for reading first; reopen for writing
             handle.close()
-        if write and not os.path.exists(path):
+        existed = os.path.exists(path)
+        try:
+            handle = h5py.File(path, "a" if write else "r")
+        except OSError as exc:
+            hint = " (is it open elsewhere in read-only mode, or not an HDF5 file?)" if existed else ""
+            msg = f"{name}: cannot open {path!r} for {'writing' if write else 'reading'}{hint}: {exc}"
+            raise OSError(msg) from exc
+        if write and not existed:
             self.created.add(key)
-        handle = h5py.File(path, "a" if write else "r")
         self._files[key] = handle
         return handle
 

@@ -62,13 +62,16 @@ def open_input(input: Any, files: H5Files, name: str = "input") -> Source:  # no
 
 
 def to_tensor(chunk: np.ndarray | torch.Tensor, dtype: torch.dtype, device: Any) -> torch.Tensor:
-    """Convert a slab to a tensor of ``dtype`` on ``device``."""
+    """Copy a slab into a new tensor of ``dtype`` on ``device``.
+
+    Always a copy, so a layer that works in place cannot change the caller's
+    array; non-native byte order (common in HDF5 files) is converted.
+    """
     if isinstance(chunk, torch.Tensor):
-        return chunk.detach().to(device=device, dtype=dtype)
+        return chunk.detach().to(device=device, dtype=dtype, copy=True)
     arr = np.asarray(chunk)
-    if not arr.flags.writeable or not arr.flags.c_contiguous:
-        arr = np.array(arr)
-    return torch.from_numpy(arr).to(device=device, dtype=dtype)
+    native = arr.dtype.newbyteorder("=")
+    return torch.from_numpy(np.array(arr, dtype=native, order="C", copy=True)).to(device=device, dtype=dtype)
 
 
 class Sink(Protocol):
@@ -95,10 +98,21 @@ class ArraySink:
 
 
 class DatasetSink:
-    """Writes slabs into an HDF5 dataset and flushes at the end."""
+    """Writes slabs into an HDF5 dataset and flushes at the end.
 
-    def __init__(self, dataset: h5py.Dataset) -> None:
+    ``created`` marks a dataset the run made itself; :meth:`discard` deletes it
+    after a failure, so no half-written output is left behind.
+    """
+
+    def __init__(self, dataset: h5py.Dataset, created: bool = False) -> None:
         self.dataset = dataset
+        self.created = created
+
+    def discard(self) -> None:
+        """Delete the dataset if this run created it."""
+        if self.created and self.dataset.id.valid:
+            parent, name = self.dataset.parent, self.dataset.name
+            del parent[name]
 
     def write(self, t0: int, y: np.ndarray) -> None:
         self.dataset[t0 : t0 + len(y)] = y
@@ -121,10 +135,10 @@ def prepare_output(output: Any, files: H5Files, *, overwrite: bool) -> SinkFacto
     if output is None:
         return lambda n, frame, dtype, dt: ArraySink(np.empty((n, *frame), dtype=dtype))
     if isinstance(output, np.ndarray):
-        return lambda n, frame, dtype, dt: ArraySink(_check_existing(output, n, frame, "output"))
+        return lambda n, frame, dtype, dt: ArraySink(_check_existing(output, n, frame, dtype, "output"))
     if isinstance(output, h5py.Dataset):
         _refuse_existing_data(output, overwrite)
-        return lambda n, frame, dtype, dt: DatasetSink(_fit_dataset(output, n, frame))
+        return lambda n, frame, dtype, dt: DatasetSink(_fit_dataset(output, n, frame, dtype))
     if isinstance(output, str):
         path, dataset = parse_h5_path(output, "output")
         group = files.open(path, write=True, name="output")
@@ -136,7 +150,14 @@ def prepare_output(output: Any, files: H5Files, *, overwrite: bool) -> SinkFacto
 
 
 def _dataset_factory(group: h5py.Group, name: str, overwrite: bool) -> SinkFactory:
-    if name in group and not overwrite:
+    existing = group.get(name)
+    if existing is not None and not isinstance(existing, h5py.Dataset):
+        msg = (
+            f"output {name!r} in {group.file.filename!r} is a group, not a dataset; "
+            "name a dataset path (a group is never replaced)."
+        )
+        raise OutputExistsError(msg)
+    if existing is not None and not overwrite:
         msg = (
             f"output dataset {name!r} already exists in {group.file.filename!r}; "
             "pass overwrite=True to replace it."
@@ -155,7 +176,7 @@ def _dataset_factory(group: h5py.Group, name: str, overwrite: bool) -> SinkFacto
             chunks=(chunk_t, *(max(1, f) for f in frame)),
             dtype=dtype,
         )
-        return DatasetSink(ds)
+        return DatasetSink(ds, created=True)
 
     return make
 
@@ -169,7 +190,8 @@ def _refuse_existing_data(ds: h5py.Dataset, overwrite: bool) -> None:
         raise OutputExistsError(msg)
 
 
-def _fit_dataset(ds: h5py.Dataset, n: int, frame: tuple[int, ...]) -> h5py.Dataset:
+def _fit_dataset(ds: h5py.Dataset, n: int, frame: tuple[int, ...], dtype: np.dtype) -> h5py.Dataset:
+    _check_cast(dtype, ds.dtype, "output dataset")
     if tuple(ds.shape) == (n, *frame):
         return ds
     if ds.maxshape and ds.maxshape[0] is None and tuple(ds.shape[1:]) == frame:
@@ -182,8 +204,15 @@ def _fit_dataset(ds: h5py.Dataset, n: int, frame: tuple[int, ...]) -> h5py.Datas
     raise ChunkShapeError(msg)
 
 
-def _check_existing(out: np.ndarray, n: int, frame: tuple[int, ...], name: str) -> np.ndarray:
+def _check_existing(out: np.ndarray, n: int, frame: tuple[int, ...], dtype: np.dtype, name: str) -> np.ndarray:
     if tuple(out.shape) != (n, *frame):
         msg = f"{name} array has shape {tuple(out.shape)}; the run needs {shape_text((n, *frame))}."
         raise ChunkShapeError(msg)
+    _check_cast(dtype, out.dtype, name)
     return out
+
+
+def _check_cast(dtype: np.dtype, target: np.dtype, name: str) -> None:
+    if not np.can_cast(dtype, target, casting="same_kind"):
+        msg = f"{name} has dtype {target}, which cannot hold the layer's {np.dtype(dtype)} output without loss."
+        raise TypeError(msg)

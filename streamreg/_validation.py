@@ -52,6 +52,14 @@ def check_dt(dt: Any, name: str = "dt") -> int | None:
     return int(dt)
 
 
+def check_bool(value: Any, name: str) -> bool:
+    """Refuse anything but ``True`` or ``False``."""
+    if not isinstance(value, (bool, np.bool_)):
+        msg = f"{name} must be True or False; got {value!r}."
+        raise TypeError(msg)
+    return bool(value)
+
+
 def check_positive_float(value: Any, name: str) -> float:
     """Return ``value`` as a float if it is a finite real number > 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -129,3 +137,13 @@ def check_time_series(
         )
         raise ChunkShapeError(msg)
     return x
+
+
+def check_state_shape(state: torch.Tensor | None, expected: Sequence[int], owner: str, name: str) -> None:
+    """Check a streaming-state tensor against the shape the current input needs."""
+    if state is not None and tuple(state.shape) != tuple(expected):
+        msg = (
+            f"{owner}.{name} has shape {tuple(state.shape)} but this input needs {tuple(expected)}; "
+            "call reset_state() before changing the frame shape, or set_state() a matching state."
+        )
+        raise ChunkShapeError(msg)

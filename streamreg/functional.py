@@ -181,30 +181,10 @@ def causal_conv3d(
     if method == "fft":
         y = _conv3d_fft(x5[0], weight, x.shape[0])
     else:
-        y = _conv3d_two_halves(x5, weight.flip(2, 3, 4), kt)
+        y = F.conv3d(x5, weight.flip(2, 3, 4))[0]
     if bias is not None:
         y = y + bias[:, None, None, None]
     return y.permute(1, 0, 2, 3), xin[xin.shape[0] - (kt - 1) :].clone()
-
-
-def _conv3d_two_halves(xp: Tensor, weight: Tensor, kt: int) -> Tensor:
-    """``conv3d`` of ``xp`` (1, C_in, L, Hp, Wp) run as a batch of two time halves → (C_out, n, H, W).
-
-    oneDNN takes a different code path for a batch of one, whose rounding then
-    depends on the chunk length. Splitting the chunk into two overlapping halves
-    (the second padded by one zero frame when ``n`` is odd, a single frame
-    duplicated) keeps the batch at two and costs only ``kt - 1`` extra frames,
-    so each output frame is computed the same way whatever the chunking.
-    """
-    n = xp.shape[2] - kt + 1
-    if n < 2:
-        return F.conv3d(xp.expand(2, -1, -1, -1, -1), weight)[0]
-    m = (n + 1) // 2
-    first, second = xp[:, :, : m + kt - 1], xp[:, :, m:]
-    if n - m < m:
-        second = F.pad(second, (0, 0, 0, 0, 0, 1))
-    y = F.conv3d(torch.cat([first, second], 0), weight)  # (2, C_out, m, H, W)
-    return torch.cat([y[0], y[1]], 1)[:, :n]
 
 
 def _conv3d_fft(xp: Tensor, weight: Tensor, n: int) -> Tensor:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Layer", "module_device", "module_history"]
+__all__ = ["EXACT_TORCH_MODULES", "Layer", "module_device", "module_history"]
 
 State = dict[str, Any]
 
@@ -106,8 +106,13 @@ class Layer(nn.Module):
     # -- helpers -------------------------------------------------------------
     @property
     def chunk_exact(self) -> bool:
-        """True if every sub-layer is bitwise chunk invariant."""
-        return all(getattr(m, "bitwise_chunking", True) for m in self.modules())
+        """True if every sub-module is bitwise chunk invariant.
+
+        Layers say so through ``bitwise_chunking``; plain torch modules count as
+        exact only if they are containers or piecewise-linear activations
+        (:data:`EXACT_TORCH_MODULES`), whose results do not depend on tensor size.
+        """
+        return all(_module_is_exact(m) for m in self.modules())
 
     def compute_dtype(self, input_dtype: Any = None) -> torch.dtype:
         """The floating dtype inputs are cast to.
@@ -115,7 +120,7 @@ class Layer(nn.Module):
         That of the first floating parameter or buffer; a layer without any
         keeps a floating ``input_dtype`` (numpy or torch); otherwise torch's default.
         """
-        for t in itertools.chain(self.parameters(), self.buffers()):
+        for t in itertools.chain(self.parameters(), _setting_buffers(self)):
             if t.is_floating_point():
                 return t.dtype
         if input_dtype is not None:
@@ -237,6 +242,18 @@ class Layer(nn.Module):
         return optimize(self, input, target, dt, **kwargs)
 
 
+#: Plain torch modules whose per-frame result does not depend on the chunk length.
+EXACT_TORCH_MODULES: tuple[type[nn.Module], ...] = (
+    nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.Identity, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh,
+)
+
+
+def _module_is_exact(module: nn.Module) -> bool:
+    if isinstance(module, Layer):
+        return bool(module.bitwise_chunking)
+    return type(module) in EXACT_TORCH_MODULES
+
+
 def module_history(module: nn.Module) -> int | None:
     """Sum of the histories of ``module`` and its sub-modules (``None`` if any is unbounded)."""
     total: int | None = module.own_history if isinstance(module, Layer) else 0
@@ -246,6 +263,15 @@ def module_history(module: nn.Module) -> int | None:
             return None
         total += h
     return total
+
+
+def _setting_buffers(module: nn.Module) -> list[torch.Tensor]:
+    """Buffers that are settings (such as a time constant), not streaming state."""
+    found = []
+    for m in module.modules():
+        state = set(m._state_names) if isinstance(m, Layer) else set()
+        found += [b for name, b in m._buffers.items() if b is not None and name not in state]
+    return found
 
 
 def module_device(module: nn.Module) -> torch.device | None:

@@ -43,7 +43,7 @@ def parse_bytes(value: Any, name: str = "max_memory") -> int:
         number, unit = float(match.group(1)), match.group(2).lower()
     else:
         number, unit = -1.0, "?"
-    if unit not in _UNITS or number <= 0:
+    if unit not in _UNITS or number <= 0 or int(number * _UNITS.get(unit, 0)) < 1:
         msg = (
             f"{name} must be a positive number of bytes or a string such as '512MB' or '2GiB' "
             f"(units: B, kB, MB, GB, TB, KiB, MiB, GiB, TiB); got {value!r}."

@@ -11,10 +11,10 @@ from tqdm.auto import tqdm
 
 from streamreg._hdf5 import H5Files
 from streamreg._io import DatasetSink, open_input, prepare_output, to_tensor
-from streamreg._validation import check_dt
+from streamreg._validation import check_bool, check_dt
 from streamreg.exceptions import ChunkShapeError
 from streamreg.layer import module_device
-from streamreg.planning import plan_dt
+from streamreg.planning import parse_bytes, plan_dt
 
 __all__ = ["run_layer"]
 
@@ -35,6 +35,11 @@ def run_layer(
 ) -> Any:
     """Run ``layer`` over ``input`` in chunks; see :meth:`streamreg.Layer.run`."""
     dt = check_dt(dt)
+    budget = parse_bytes(max_memory) if max_memory is not None else None
+    for name, flag in (("reset", reset), ("overwrite", overwrite)):
+        check_bool(flag, name)
+    if progress is not None:
+        check_bool(progress, "progress")
     files = H5Files()
     sink = None
     try:
@@ -49,7 +54,7 @@ def run_layer(
         dtype = layer.compute_dtype(source.data.dtype)
         n = source.n_frames
         if dt is None:
-            dt = plan_dt(layer, source.frame_shape, max_memory, dtype, device) if max_memory else max(n, 1)
+            dt = plan_dt(layer, source.frame_shape, budget, dtype, device) if budget else max(n, 1)
         show = _show_progress(progress, n, dt)
         with torch.no_grad(), tqdm(total=n, unit="frame", disable=not show, desc=type(layer).__name__) as bar:
             for t0 in range(0, n, dt):
@@ -66,6 +71,8 @@ def run_layer(
                 sink = make_sink(0, frame, out_dtype, 1)
         result = sink.result()
     except BaseException:
+        if isinstance(sink, DatasetSink):
+            sink.discard()
         files.close(failed=True)
         raise
     files.close(keep=result.file if isinstance(sink, DatasetSink) else None)

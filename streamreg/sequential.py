@@ -16,8 +16,9 @@ class Sequential(Layer):
     """Apply layers one after the other, like ``torch.nn.Sequential``.
 
     Children may be streamreg Layers or any frame-wise ``torch.nn`` module
-    (``nn.ReLU()``, ``nn.Sigmoid()``, ...), which treat axis 0 as a batch axis and
-    so are chunk invariant by construction.
+    (``nn.ReLU()``, ``nn.Sigmoid()``, ``nn.Linear`` over the last axis, ...): they
+    treat axis 0 as a batch axis, so chunking changes at most their rounding
+    (bitwise only for :data:`streamreg.layer.EXACT_TORCH_MODULES`).
 
     Notes
     -----
@@ -58,5 +59,7 @@ class Sequential(Layer):
     def __iter__(self) -> Iterator[nn.Module]:
         return iter(self._modules.values())
 
-    def __getitem__(self, index: int) -> nn.Module:
+    def __getitem__(self, index: int | slice) -> nn.Module:
+        if isinstance(index, slice):
+            return Sequential(OrderedDict(list(self._modules.items())[index]))
         return list(self._modules.values())[index]

@@ -10,9 +10,9 @@ import torch
 from torch import Tensor, nn
 
 from streamreg import functional as F
-from streamreg._validation import check_choice, check_positive_int, check_time_series
+from streamreg._validation import check_choice, check_positive_int, check_state_shape, check_time_series
 from streamreg.exceptions import ChunkShapeError
-from streamreg.filters.temporal import _as_tensor, _check_state_frame
+from streamreg.filters.temporal import _as_tensor
 from streamreg.layer import Layer
 
 __all__ = ["CONV3D_FFT_MIN_VOLUME", "Conv3d"]
@@ -52,7 +52,8 @@ class Conv3d(Layer):
     Shape: ``(T, [C_in,] H, W)`` → ``(T, [C_out,] H, W)``.
     State: ``past_input``, ``(kt-1, C_in, H, W)``, the last ``kt-1`` input frames.
     History: ``kt - 1`` frames.
-    Chunking: bitwise exact with ``"direct"``, to dtype tolerance with ``"fft"``.
+    Chunking: exact to dtype tolerance (:func:`streamreg.testing.chunk_tolerance`);
+    library convolution kernels round differently for different chunk lengths.
 
     Examples
     --------
@@ -97,9 +98,9 @@ class Conv3d(Layer):
     def own_history(self) -> int | None:
         return self.kernel_size[0] - 1
 
-    @property
-    def bitwise_chunking(self) -> bool:  # type: ignore[override]
-        return self._method() == "direct"
+    #: Not bitwise: oneDNN's conv3d (and FFT) rounding depends on the chunk length for
+    #: some shapes (batch-of-one paths, float64, small frames); equal to dtype tolerance.
+    bitwise_chunking = False
 
     def _method(self) -> str:
         if self.method != "auto":
@@ -161,7 +162,7 @@ class Conv3d(Layer):
         frame = ("H", "W") if single else (self.in_channels, "H", "W")
         check_time_series(x, "input", frame=frame)
         x4 = x.unsqueeze(1) if single else x
-        _check_state_frame(self.past_input, x4, 1, "Conv3d")
+        check_state_shape(self.past_input, (self.kernel_size[0] - 1, *x4.shape[1:]), "Conv3d", "past_input")
         if min(x4.shape[-2:]) == 0:
             msg = f"input frames must have at least one pixel; got frame {tuple(x.shape[1:])}."
             raise ChunkShapeError(msg)

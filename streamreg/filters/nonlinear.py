@@ -33,7 +33,10 @@ class Elementwise(Layer):
 
     Notes
     -----
-    Shape: ``(T, *frame)`` → ``(T, *frame)``. State: none. Chunking: bitwise exact.
+    Shape: ``(T, *frame)`` → ``(T, *frame)``. State: none.
+    Chunking: exact to dtype tolerance; torch's vectorised and scalar kernels of
+    many functions (sigmoid, softplus, log1p) round differently, so bitwise
+    equality is claimed only for the modules in :data:`streamreg.layer.EXACT_TORCH_MODULES`.
     """
 
     def __init__(self, fn: Callable[[Tensor], Tensor] | nn.Module) -> None:
@@ -42,6 +45,10 @@ class Elementwise(Layer):
             msg = f"fn must be callable or a torch.nn.Module; got {type(fn).__name__}."
             raise TypeError(msg)
         self.fn = fn
+
+    @property
+    def bitwise_chunking(self) -> bool:  # type: ignore[override]
+        return isinstance(self.fn, nn.Module)  # the wrapped module is judged on its own in chunk_exact
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply ``fn`` to ``x``."""

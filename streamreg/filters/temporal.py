@@ -10,7 +10,13 @@ import torch
 from torch import Tensor, nn
 
 from streamreg import functional as F
-from streamreg._validation import check_choice, check_positive_int, check_real, check_time_series
+from streamreg._validation import (
+    check_choice,
+    check_positive_int,
+    check_real,
+    check_state_shape,
+    check_time_series,
+)
 from streamreg.exceptions import ChunkShapeError
 from streamreg.layer import Layer
 
@@ -23,20 +29,18 @@ FIR_FFT_MIN_TAPS = 512
 
 
 def _as_tensor(value: Any, name: str, dtype: torch.dtype | None, device: Any) -> Tensor:
-    t = torch.as_tensor(np.asarray(value) if not isinstance(value, Tensor) else value)
-    if t.is_complex() or not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64, torch.bool)):
-        msg = f"{name} must be real numbers; got dtype {t.dtype}."
+    """``value`` (a number, array or tensor of real numbers) as a tensor of ``dtype``."""
+    if isinstance(value, Tensor):
+        ok = not value.is_complex() and value.dtype != torch.bool
+        t = value.detach()
+    else:
+        arr = np.asarray(value)
+        ok = arr.dtype.kind in "iuf"
+        t = torch.as_tensor(arr) if ok else None
+    if not ok:
+        msg = f"{name} must be a real number or an array of real numbers; got {value!r}."
         raise TypeError(msg)
-    return t.detach().to(dtype=dtype or torch.get_default_dtype(), device=device)
-
-
-def _check_state_frame(state: Tensor | None, x: Tensor, lead: int, name: str) -> None:
-    if state is not None and tuple(state.shape[lead:]) != tuple(x.shape[1:]):
-        msg = (
-            f"input frame {tuple(x.shape[1:])} does not match the frame {tuple(state.shape[lead:])} "
-            f"held in {name}'s state; call reset_state() before changing the frame shape."
-        )
-        raise ChunkShapeError(msg)
+    return t.to(dtype=dtype or torch.get_default_dtype(), device=device)
 
 
 class LowPass(Layer):
@@ -89,9 +93,15 @@ class LowPass(Layer):
 
     def _lowpass(self, x: Tensor) -> Tensor:
         check_time_series(x, "input")
-        _check_state_frame(self.y_last, x, 1, type(self).__name__)
+        frame = tuple(x.shape[1:])
+        if torch.broadcast_shapes(frame, tuple(self.tau.shape)) != frame:
+            msg = (
+                f"tau of shape {tuple(self.tau.shape)} does not broadcast to the input frame {frame}; "
+                "give one time constant, or an array broadcastable to the frame."
+            )
+            raise ChunkShapeError(msg)
+        check_state_shape(self.y_last, (self.n_stages, *frame), type(self).__name__, "y_last")
         a = torch.exp(-1.0 / self.tau.to(x.dtype))
-        frame = torch.broadcast_shapes(tuple(x.shape[1:]), tuple(a.shape))
         state = self.y_last if self.y_last is not None else x.new_zeros((self.n_stages, *frame))
         last = []
         for stage in range(self.n_stages):
@@ -188,8 +198,8 @@ class TemporalFIR(Layer):
         """Filter ``x`` of shape ``(T, *frame)``."""
         shared = self.kernel.ndim == 1
         check_time_series(x, "input", frame=None if shared else tuple(self.kernel.shape[1:]))
-        _check_state_frame(self.past_input, x, 1, "TemporalFIR")
         n, frame = x.shape[0], tuple(x.shape[1:])
+        check_state_shape(self.past_input, (self.kernel.shape[0] - 1, *frame), "TemporalFIR", "past_input")
         c = math.prod(frame)
         k = self.kernel.to(x.dtype)
         k = k[:, None].expand(-1, c) if shared else k.reshape(k.shape[0], c)

@@ -14,8 +14,13 @@ import torch
 from torch import Tensor, nn
 
 from streamreg import functional as F
-from streamreg._validation import check_nonnegative_int, check_positive_float, check_real, check_time_series
-from streamreg.exceptions import ChunkShapeError
+from streamreg._validation import (
+    check_nonnegative_int,
+    check_positive_float,
+    check_real,
+    check_state_shape,
+    check_time_series,
+)
 from streamreg.filters.noise import BernoulliSpikes
 from streamreg.filters.spatial import GaussianSpatial
 from streamreg.filters.temporal import HighPass, LowPass
@@ -101,12 +106,8 @@ class Bipolar(Layer):
     def forward(self, x: Tensor) -> Tensor:
         """OPL current ``(T, H, W)`` → bipolar potential ``(T, H, W)``."""
         check_time_series(x, "input", frame=_FRAME)
-        if self.v is not None and tuple(self.v.shape) != tuple(x.shape[1:]):
-            msg = (
-                f"input frame {tuple(x.shape[1:])} does not match the frame {tuple(self.v.shape)} "
-                "held in Bipolar's state; call reset_state() before changing the frame shape."
-            )
-            raise ChunkShapeError(msg)
+        check_state_shape(self.v, x.shape[1:], "Bipolar", "v")
+        check_state_shape(self.e, x.shape[1:], "Bipolar", "e")
         v0 = self.v if self.v is not None else x.new_zeros(x.shape[1:])
         e0 = self.e if self.e is not None else x.new_full(x.shape[1:], self.g0)
         m_rows, m_cols = (F.blur_matrix(n, self.blur.kernel(torch.float64), self.blur.padding_mode).to(x) for n in x.shape[1:])
