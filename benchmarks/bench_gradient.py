@@ -1,0 +1,135 @@
+"""Exact chunked gradient: time against one-shot forward+backward, and memory at T and 10·T.
+
+Time: for each model, one evaluation of the chunked objective (forward pass
+keeping boundary states, reverse pass recomputing each chunk with autograd)
+against plain autograd on the whole recording in memory (the baseline), best
+of 3. Goal: chunked / one-shot ≤ 2.5×. The gradients are compared too.
+
+Memory: in fresh subprocesses, input and target are read from HDF5 and the
+growth of peak RSS (VmHWM, reset just before) over the resident size of one
+chunked evaluation is measured at T and 10·T.
+Goal: the growth grows by far less than the 10× more data (it is O(dt) plus one
+state per chunk boundary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import h5py
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from streamreg import Sequential
+from streamreg._io import Source
+from streamreg.filters import LowPass, TemporalFIR
+from streamreg.models import LN, Retina
+from streamreg.optim.optimize import _ChunkedObjective
+
+MODELS = {
+    "LN (10,5,5) on 20x20": (lambda: LN((10, 5, 5), "softplus"), (20, 20)),
+    "LowPass(learn tau)+FIR on (T,64)": (lambda: Sequential(LowPass(torch.full((64,), 5.0), learn_tau=True),
+                                                            TemporalFIR(torch.randn(20))), (64,)),
+    "Retina on 16x16": (lambda: Retina(), (16, 16)),
+}
+
+
+def one_shot(model, x, y):
+    model.zero_grad()
+    model.reset_state()
+    F.mse_loss(model(x), y).backward()
+    return [p.grad.clone() for p in model.parameters()]
+
+
+def chunked(model, x, y, dt):
+    model.zero_grad()
+    _ChunkedObjective(model, Source(x, "input"), Source(y, "target"), dt, F.mse_loss, "mean", False)()
+    return [p.grad.clone() for p in model.parameters()]
+
+
+def best_of(fn, repeats=3):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return min(times), out
+
+
+def timing(frames, dt):
+    print(f"{'model':34} {'T':>7} {'dt':>6} {'one-shot s':>10} {'chunked s':>10} {'ratio':>6} {'max rel grad err':>17}")
+    worst = 0.0
+    for label, (build, frame) in MODELS.items():
+        torch.manual_seed(0)
+        model = build()
+        x = torch.rand((frames, *frame))
+        with torch.no_grad():
+            y = model(x) + 0.1 * torch.randn_like(model(x))
+        t_one, g_one = best_of(lambda: one_shot(model, x, y))
+        t_chunk, g_chunk = best_of(lambda: chunked(model, x, y, dt))
+        err = max(float((a - b).abs().max() / b.abs().max().clamp_min(1e-30)) for a, b in zip(g_chunk, g_one))
+        worst = max(worst, t_chunk / t_one)
+        print(f"{label:34} {frames:>7} {dt:>6} {t_one:>10.3f} {t_chunk:>10.3f} {t_chunk / t_one:>6.2f} {err:>17.1e}")
+    print(f"worst chunked/one-shot time ratio {worst:.2f} -> goal (<= 2.5) {'MET' if worst <= 2.5 else 'MISSED'}")
+
+
+def child(spec):
+    torch.set_num_threads(1)
+    model = LN((10, 5, 5), "softplus")
+    src, tgt = Source(h5py.File(spec["path"], "r")["x"], "input"), Source(h5py.File(spec["path"], "r")["y"], "t")
+    r0 = _status_kb("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM): imports peaked higher
+        f.write("5")
+    start = time.perf_counter()
+    _ChunkedObjective(model, src, tgt, spec["dt"], F.mse_loss, "mean", False)()
+    seconds = time.perf_counter() - start
+    print(json.dumps({"growth_mb": (_status_kb("VmHWM") - r0) / 1024, "s": seconds}))
+
+
+def _status_kb(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def memory(frames, dt):
+    print(f"\n{'T':>8} {'data MB':>8} {'dt':>6} {'peak growth MB':>15} {'seconds':>8}")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (frames, 10 * frames):
+            path = os.path.join(tmp, f"rec{n}.h5")
+            with h5py.File(path, "w") as f:
+                for name in ("x", "y"):
+                    ds = f.create_dataset(name, shape=(n, 20, 20), dtype="f4", chunks=(min(n, 1000), 20, 20))
+                    for t0 in range(0, n, 10000):
+                        ds[t0 : t0 + 10000] = np.random.default_rng(t0).random((min(10000, n - t0), 20, 20))
+            out = subprocess.run([sys.executable, __file__, "--child", json.dumps({"path": path, "dt": dt})],
+                                 capture_output=True, text=True, check=True)
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.append(r["growth_mb"])
+            print(f"{n:>8} {2 * n * 1600 / 2**20:>8.0f} {dt:>6} {r['growth_mb']:>15.1f} {r['s']:>8.1f}")
+    print(f"growth from T to 10T: {rows[1] - rows[0]:+.1f} MB for {9 * 2 * frames * 1600 / 2**20:.0f} MB more data "
+          f"-> {'bounded' if rows[1] - rows[0] < 32 else 'NOT bounded'}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(json.loads(args.child))
+        return
+    torch.set_num_threads(1)
+    timing(2000 if args.quick else 20000, 1000)
+    memory(2000 if args.quick else 20000, 1000)
+
+
+if __name__ == "__main__":
+    main()
