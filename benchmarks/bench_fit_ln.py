@@ -102,7 +102,8 @@ def main() -> None:
         start = time.perf_counter()
         make_recording(path, frames)
         data_mb = os.path.getsize(path) / 2**20
-        print(f"recording: {frames:,} frames of {FRAME}, {data_mb:.0f} MB in HDF5 ({time.perf_counter() - start:.1f} s)")
+        seconds = time.perf_counter() - start
+        print(f"recording: {frames:,} frames of {FRAME}, {data_mb:.0f} MB in HDF5 ({seconds:.1f} s)")
         common = {"path": path, "max_iter": args.max_iter, "threads": args.threads}
         chunked = run_child({**common, "frames": frames, "dt": dt, "in_memory": False})
         base = run_child({**common, "frames": frames // 10, "dt": None, "in_memory": True})

@@ -36,7 +36,7 @@ with tempfile.TemporaryDirectory() as tmp:
     model.set_optimizer.LBFGS(lr=1, max_iter=20, history_size=20, line_search_fn="strong_wolfe")
     log = model.optimize(f"{path}:/stimulus", f"{path}:/response", dt=DT, n_steps=2)
 
-for step, (loss, seconds) in enumerate(zip(log.loss, log.time)):
+for step, (loss, seconds) in enumerate(zip(log.loss, log.time, strict=True)):
     print(f"step {step}: loss {loss:.3e}  ({seconds:.1f} s)")
 w_true = truth.conv.weight.detach().numpy().ravel()
 w_fit = model.conv.weight.detach().numpy().ravel()

@@ -129,7 +129,7 @@ def check_time_series(
     if frame is None:
         return x
     got = tuple(x.shape[1:])
-    ok = len(got) == len(frame) and all(isinstance(f, str) or f == g for f, g in zip(frame, got))
+    ok = len(got) == len(frame) and all(isinstance(f, str) or f == g for f, g in zip(frame, got, strict=True))
     if not ok:
         msg = (
             f"{name} must have shape {shape_text(('T', *frame))} with time on axis 0; "

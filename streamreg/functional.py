@@ -8,19 +8,17 @@ recursive paths, to floating-point tolerance for the FFT paths.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "blur_matrix",
     "causal_conv3d",
-    "contrast_gain_control",
     "causal_fir",
+    "contrast_gain_control",
     "exp_lowpass",
     "fast_fft_len",
-    "blur_matrix",
     "gaussian_blur",
     "gaussian_kernel1d",
 ]
@@ -208,7 +206,7 @@ def _conv3d_fft(xp: Tensor, weight: Tensor, n: int) -> Tensor:
 
 def gaussian_kernel1d(sigma: float, truncate: float = 3.0, *, dtype: torch.dtype | None = None,
                       device: torch.device | str | None = None) -> Tensor:
-    """Normalised Gaussian of standard deviation ``sigma`` over ``2·round(truncate·sigma)+1`` taps (as scipy.ndimage)."""
+    """Normalised Gaussian of deviation ``sigma`` over ``2·round(truncate·sigma)+1`` taps, as scipy.ndimage."""
     radius = int(truncate * sigma + 0.5)  # scipy.ndimage's rounding
     t = torch.arange(-radius, radius + 1, dtype=torch.float64)
     k = torch.exp(-0.5 * (t / sigma) ** 2) if sigma > 0 else (t == 0).double()

@@ -96,7 +96,9 @@ def _check_output(y: Any, n: int, t0: int) -> None:
         raise ChunkShapeError(msg)
 
 
-def _probe_frame(layer: Any, frame: tuple[int, ...], dtype: torch.dtype, device: Any) -> tuple[tuple[int, ...], np.dtype]:
+def _probe_frame(
+    layer: Any, frame: tuple[int, ...], dtype: torch.dtype, device: Any
+) -> tuple[tuple[int, ...], np.dtype]:
     state = layer.get_state()
     try:
         with torch.no_grad():

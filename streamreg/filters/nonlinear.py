@@ -84,7 +84,8 @@ class Rectify(Layer):
         return self.gain * torch.relu(x - self.threshold)
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v, d in (("threshold", self.threshold, 0.0), ("gain", self.gain, 1.0)) if v != d)
+        settings = (("threshold", self.threshold, 0.0), ("gain", self.gain, 1.0))
+        return ", ".join(f"{k}={v}" for k, v, default in settings if v != default)
 
 
 class Sigmoid(Layer):

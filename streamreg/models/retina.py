@@ -110,7 +110,8 @@ class Bipolar(Layer):
         check_state_shape(self.e, x.shape[1:], "Bipolar", "e")
         v0 = self.v if self.v is not None else x.new_zeros(x.shape[1:])
         e0 = self.e if self.e is not None else x.new_full(x.shape[1:], self.g0)
-        m_rows, m_cols = (F.blur_matrix(n, self.blur.kernel(torch.float64), self.blur.padding_mode).to(x) for n in x.shape[1:])
+        kernel = self.blur.kernel(torch.float64)
+        m_rows, m_cols = (F.blur_matrix(n, kernel, self.blur.padding_mode).to(x) for n in x.shape[1:])
         a = float(torch.exp(torch.tensor(-self.frame_ms / self.tau_a, dtype=torch.float64)))
         v, self.v, self.e = F.contrast_gain_control(
             x, v0, e0, step=self.frame_ms / 1000.0, g0=self.g0, gain=self.lambda_a, a=a,

@@ -65,7 +65,7 @@ def _read(slots: list[Slot]) -> list[Tensor | None]:
 
 
 def _write(slots: list[Slot], values: list[Tensor | None]) -> None:
-    for (m, name), value in zip(slots, values):
+    for (m, name), value in zip(slots, values, strict=True):
         setattr(m, name, value)
 
 
@@ -164,7 +164,7 @@ class _ChunkedObjective:
             with torch.enable_grad():
                 loss = self._loss(k, *self._chunk(k))
                 surrogate = loss + sum(
-                    (end * g).sum() for end, g in zip(_read(self.slots), grads)
+                    (end * g).sum() for end, g in zip(_read(self.slots), grads, strict=True)
                     if g is not None and end is not None and end.requires_grad)
                 if surrogate.requires_grad:
                     surrogate.backward()

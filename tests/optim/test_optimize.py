@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from streamreg import ChunkShapeError, Sequential
+from streamreg._io import Source
 from streamreg.filters import Conv3d, HighPass, LowPass, TemporalFIR
 from streamreg.models import LN, Retina
 from streamreg.optim.optimize import _ChunkedObjective
-from streamreg._io import Source
 
 
 def _one_shot_grad(layer, x, target):

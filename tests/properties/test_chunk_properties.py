@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -23,7 +25,7 @@ def partitions(draw, max_t=30):
     t = draw(st.integers(1, max_t))
     cuts = sorted(draw(st.sets(st.integers(1, t - 1), max_size=6))) if t > 1 else []
     bounds = [0, *cuts, t]
-    return t, [b - a for a, b in zip(bounds, bounds[1:])]
+    return t, [b - a for a, b in itertools.pairwise(bounds)]
 
 
 DTYPES = st.sampled_from([torch.float32, torch.float64])
