@@ -87,7 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="50,000 frames")
     parser.add_argument("--frames", type=int, default=1_000_000)
-    parser.add_argument("--dt", type=int, default=50_000)
+    parser.add_argument("--dt", type=int, default=10_000)
     parser.add_argument("--max-iter", type=int, default=12, help="L-BFGS iterations (one step)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--child", help=argparse.SUPPRESS)
