@@ -18,7 +18,7 @@ import sys
 
 MODELS = {
     "LN (10,5,5) fft": ("streamreg.models:LN", {"kernel_size": [10, 5, 5]}, [64, 64]),
-    "LN (4,3,3) direct": ("streamreg.models:LN", {"kernel_size": [4, 3, 3]}, [64, 64]),
+    "LN (4,3,3) direct": ("streamreg.models:LN", {"kernel_size": [4, 3, 3], "method": "direct"}, [64, 64]),
     "Retina": ("streamreg.models:Retina", {}, [64, 64]),
     "LowPass n=3": ("streamreg.filters:LowPass", {"tau": 10.0, "n_stages": 3}, [64, 64]),
     "TemporalFIR 50 taps": ("streamreg.filters:TemporalFIR", {"kernel": [0.02] * 50}, [1024]),

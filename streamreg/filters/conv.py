@@ -18,11 +18,11 @@ from streamreg.layer import Layer
 __all__ = ["CONV3D_FFT_MIN_VOLUME", "Conv3d"]
 
 #: Kernel volume ``kt·kh·kw`` from which ``method="auto"`` uses FFT convolution.
-#: Measured (benchmarks/bench_conv_crossover.py, 1 channel, 1 thread, 32x32 and 64x64 frames): FFT
-#: is 1.2-2.8x faster at volumes 27-45, 2.5-4.4x at 125-250 and 5-15x at 810-2000, because
-#: oneDNN's single-channel conv3d is slow. Below 100 elements the gain is small and direct
-#: convolution keeps the output bitwise chunk invariant.
-CONV3D_FFT_MIN_VOLUME = 100
+#: Measured on CPU (benchmarks/bench_conv_crossover.py, 1 channel, 1 thread, 32x32 and 64x64
+#: frames): FFT is 1.4-2.5x faster already at volume 8, 2-4x at 125-250 and 6-20x at 810-2000,
+#: because oneDNN's single-channel conv3d is slow. Neither method is bitwise chunk invariant, so
+#: speed decides; direct convolution is kept only for the tiniest kernels (not measured on GPU).
+CONV3D_FFT_MIN_VOLUME = 8
 
 _PADDING_MODES = ("zeros", "replicate", "reflect", "circular")
 
