@@ -15,23 +15,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 
 import h5py
 import numpy as np
 import torch
+from _util import reset_peak_rss, run_child, status_kb
 
 from streamreg.models import LN
 
 KERNEL, FRAME = (6, 3, 3), (6, 6)
-
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
 
 
 def truth() -> LN:
@@ -66,21 +60,13 @@ def fit(spec: dict) -> None:
         inputs, dt = (x, y), None
     else:
         inputs = (f"{path}:/stimulus", f"{path}:/response")
-    r0 = _status_kb("VmRSS")
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
+    r0 = reset_peak_rss()
     start = time.perf_counter()
     log = model.optimize(*inputs, dt=dt, n_steps=1)
     seconds = time.perf_counter() - start
     w_fit, w_true = model.conv.weight.detach().numpy().ravel(), truth().conv.weight.detach().numpy().ravel()
     print(json.dumps({"corr": float(np.corrcoef(w_fit, w_true)[0, 1]), "s": seconds, "loss0": float(log.loss[0]),
-                      "growth_mb": (_status_kb("VmHWM") - r0) / 1024, "rss0_mb": r0 / 1024}))
-
-
-def run_child(spec: dict) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
-                         check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+                      "growth_mb": (status_kb("VmHWM") - r0) / 1024, "rss0_mb": r0 / 1024}))
 
 
 def main() -> None:
@@ -105,8 +91,8 @@ def main() -> None:
         seconds = time.perf_counter() - start
         print(f"recording: {frames:,} frames of {FRAME}, {data_mb:.0f} MB in HDF5 ({seconds:.1f} s)")
         common = {"path": path, "max_iter": args.max_iter, "threads": args.threads}
-        chunked = run_child({**common, "frames": frames, "dt": dt, "in_memory": False})
-        base = run_child({**common, "frames": frames // 10, "dt": None, "in_memory": True})
+        chunked = run_child(__file__, {**common, "frames": frames, "dt": dt, "in_memory": False})
+        base = run_child(__file__, {**common, "frames": frames // 10, "dt": None, "in_memory": True})
     print(f"{'fit':34} {'frames':>10} {'seconds':>8} {'peak growth MB':>15} {'kernel corr':>12}")
     print(f"{'chunked from HDF5, dt=' + str(dt):34} {frames:>10,} {chunked['s']:>8.1f} "
           f"{chunked['growth_mb']:>15.1f} {chunked['corr']:>12.5f}")

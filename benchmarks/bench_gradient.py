@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -26,6 +24,7 @@ import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _util import reset_peak_rss, run_child, status_kb
 
 from streamreg import Sequential
 from streamreg._io import Source
@@ -84,18 +83,11 @@ def child(spec):
     torch.set_num_threads(1)
     model = LN((10, 5, 5), "softplus")
     src, tgt = Source(h5py.File(spec["path"], "r")["x"], "input"), Source(h5py.File(spec["path"], "r")["y"], "t")
-    r0 = _status_kb("VmRSS")
-    with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM): imports peaked higher
-        f.write("5")
+    r0 = reset_peak_rss()  # imports peaked higher than the evaluation will
     start = time.perf_counter()
     _ChunkedObjective(model, src, tgt, spec["dt"], F.mse_loss, "mean", False)()
     seconds = time.perf_counter() - start
-    print(json.dumps({"growth_mb": (_status_kb("VmHWM") - r0) / 1024, "s": seconds}))
-
-
-def _status_kb(field):
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+    print(json.dumps({"growth_mb": (status_kb("VmHWM") - r0) / 1024, "s": seconds}))
 
 
 def memory(frames, dt):
@@ -109,9 +101,7 @@ def memory(frames, dt):
                     ds = f.create_dataset(name, shape=(n, 20, 20), dtype="f4", chunks=(min(n, 1000), 20, 20))
                     for t0 in range(0, n, 10000):
                         ds[t0 : t0 + 10000] = np.random.default_rng(t0).random((min(10000, n - t0), 20, 20))
-            out = subprocess.run([sys.executable, __file__, "--child", json.dumps({"path": path, "dt": dt})],
-                                 capture_output=True, text=True, check=True)
-            r = json.loads(out.stdout.strip().splitlines()[-1])
+            r = run_child(__file__, {"path": path, "dt": dt})
             rows.append(r["growth_mb"])
             print(f"{n:>8} {2 * n * 1600 / 2**20:>8.0f} {dt:>6} {r['growth_mb']:>15.1f} {r['s']:>8.1f}")
     print(f"growth from T to 10T: {rows[1] - rows[0]:+.1f} MB for {9 * 2 * frames * 1600 / 2**20:.0f} MB more data "

@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
-import sys
+
+from _util import run_child
 
 MODELS = {
     "LN (10,5,5) fft": ("streamreg.models:LN", {"kernel_size": [10, 5, 5]}, [64, 64]),
@@ -51,9 +51,7 @@ def measure(label: str, budget: str | None, frames: int) -> dict:
     frame_out = [2, *frame] if "Retina" in label else frame
     spec = {"factory": factory, "kwargs": kwargs, "frame": frame, "frame_out": frame_out, "frames": frames,
             "budget": budget}
-    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
-                         check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child(__file__, spec)
 
 
 def main() -> None:
