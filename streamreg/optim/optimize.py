@@ -29,7 +29,7 @@ from streamreg._io import Source, open_input, to_tensor
 from streamreg._validation import check_choice, check_dt, check_positive_int
 from streamreg.exceptions import ChunkShapeError
 from streamreg.layer import Layer, module_device
-from streamreg.optim.schedules import format_and_check_learning_rates, learning_rate_at
+from streamreg.optim.schedules import format_and_check_learning_rates
 
 __all__ = ["OptimizeLog", "optimize"]
 
@@ -48,7 +48,7 @@ class OptimizeLog:
     time : numpy.ndarray
         ``(n_steps,)``, wall time of each step in seconds.
     learning_rate : numpy.ndarray
-        ``(n_steps,)``, the learning rate in force (NaN where no schedule was given).
+        ``(n_steps,)``, the learning rate of the first parameter group during each step.
     """
 
     loss: np.ndarray
@@ -79,12 +79,14 @@ class _StateBank:
     Keeping the snapshots in one allocation each (rather than one small tensor per
     chunk, allocated between chunk-sized buffers) stops the C allocator from
     fragmenting its heap, which otherwise grows the process by about one chunk's
-    worth of memory every few chunks.
+    worth of memory every few chunks. A state whose shape or dtype changes between
+    chunks (a history that fills up, say) falls back to one copy per chunk.
     """
 
     def __init__(self, n_slots: int, n_chunks: int) -> None:
         self.n_chunks = n_chunks
         self.blocks: list[Tensor | None] = [None] * n_slots
+        self.loose: list[dict[int, Tensor] | None] = [None] * n_slots  # per-chunk copies, after a change
         self.fresh: list[set[int]] = [set() for _ in range(n_slots)]  # chunks whose state was None
 
     def store(self, k: int, values: list[Tensor | None]) -> None:
@@ -92,16 +94,28 @@ class _StateBank:
             if v is None:
                 self.fresh[i].add(k)
                 continue
-            block = self.blocks[i]
-            if block is None:
+            v = v.detach()
+            block, loose = self.blocks[i], self.loose[i]
+            if loose is None and block is None:
                 block = self.blocks[i] = v.new_empty((self.n_chunks, *v.shape))
-            if block.shape[1:] != v.shape or block.dtype != v.dtype:
-                msg = f"streaming state {i} changed shape or dtype between chunks ({tuple(v.shape)}, {v.dtype})."
-                raise RuntimeError(msg)
-            block[k].copy_(v.detach())
+            if loose is None and (block.shape[1:] != v.shape or block.dtype != v.dtype):
+                stored = range(k) if block is not None else ()
+                loose = self.loose[i] = {j: block[j].clone() for j in stored if j not in self.fresh[i]}
+                self.blocks[i] = None
+            if loose is not None:
+                loose[k] = v.clone()
+            else:
+                block[k].copy_(v)
 
     def load(self, k: int) -> list[Tensor | None]:
-        return [None if k in self.fresh[i] or b is None else b[k] for i, b in enumerate(self.blocks)]
+        """Copies of the states at the start of chunk ``k`` (the layer may change them in place)."""
+        out: list[Tensor | None] = []
+        for i, (block, loose) in enumerate(zip(self.blocks, self.loose, strict=True)):
+            if k in self.fresh[i]:
+                out.append(None)
+            else:
+                out.append(loose[k].clone() if loose is not None else block[k].clone())
+        return out
 
 
 def _leaf(value: Tensor | None) -> Tensor | None:
@@ -160,7 +174,8 @@ class _ChunkedObjective:
         grads: list[Tensor | None] = [None] * len(self.slots)
         for k in range(last, -1, -1):
             leaves = [_leaf(v) for v in bank.load(k)]
-            _write(self.slots, leaves)
+            # The layer gets differentiable copies, so it may update its state in place.
+            _write(self.slots, [v.clone() if v is not None and v.requires_grad else v for v in leaves])
             with torch.enable_grad():
                 loss = self._loss(k, *self._chunk(k))
                 surrogate = loss + sum(
@@ -234,9 +249,31 @@ def optimize(
         files.close()
 
 
+def _group_rates(schedule: tuple[np.ndarray, np.ndarray], optimizer: torch.optim.Optimizer) -> np.ndarray:
+    """Check a schedule's values against the optimizer: one column for all groups, or one per group."""
+    _, values = schedule
+    n_groups = len(optimizer.param_groups)
+    if values.shape[1] not in (1, n_groups):
+        msg = (
+            f"learning_rates entries must give 1 rate (for every parameter group) or {n_groups} "
+            f"(one per group); got {values.shape[1]}."
+        )
+        raise ValueError(msg)
+    try:
+        rates = values.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        msg = f"learning_rates values must be numbers for optimize; got {values.tolist()!r}."
+        raise ValueError(msg) from exc
+    if not np.all(np.isfinite(rates) & (rates >= 0)):
+        msg = f"learning_rates values must be finite and >= 0; got {rates.tolist()!r}."
+        raise ValueError(msg)
+    return rates
+
+
 def _steps(objective: _ChunkedObjective, optimizer: torch.optim.Optimizer, n_steps: int,
            schedule: tuple[np.ndarray, np.ndarray] | None, progress: bool | None) -> OptimizeLog:
-    losses, times, rates = np.empty(n_steps), np.empty(n_steps), np.full(n_steps, np.nan)
+    losses, times, rates = np.empty(n_steps), np.empty(n_steps), np.empty(n_steps)
+    table = _group_rates(schedule, optimizer) if schedule is not None else None
 
     def closure() -> Tensor:
         optimizer.zero_grad()
@@ -245,10 +282,11 @@ def _steps(objective: _ChunkedObjective, optimizer: torch.optim.Optimizer, n_ste
     show = progress if progress is not None else (n_steps > 1 and sys.stderr.isatty())
     with tqdm(total=n_steps, unit="step", disable=not show, desc="optimize") as bar:
         for i in range(n_steps):
-            if schedule is not None:
-                rates[i] = float(learning_rate_at(*schedule, i)[0])
-                for group in optimizer.param_groups:
-                    group["lr"] = rates[i]
+            if table is not None:
+                row = table[int(np.searchsorted(schedule[0], i, side="right")) - 1]
+                for j, group in enumerate(optimizer.param_groups):
+                    group["lr"] = float(row[j % len(row)])
+            rates[i] = float(optimizer.param_groups[0]["lr"])
             start = time.perf_counter()
             losses[i] = float(optimizer.step(closure))
             times[i] = time.perf_counter() - start

@@ -14,9 +14,10 @@ __all__ = ["format_and_check_learning_rates", "learning_rate_at"]
 
 def _is_number(value: Any) -> bool:
     """A real number: Python, numpy scalar, or 0-d array or tensor (bools excluded)."""
-    if isinstance(value, (torch.Tensor, np.ndarray)):
-        return value.ndim == 0 and value.dtype not in (torch.bool, np.bool_) and not torch.is_complex(
-            torch.as_tensor(value))
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0 and value.dtype.kind in "iuf"
+    if isinstance(value, torch.Tensor):
+        return value.ndim == 0 and not value.is_complex() and value.dtype != torch.bool
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 

@@ -16,10 +16,15 @@ _REGISTRY: dict[str, type[torch.optim.Optimizer]] = {}
 
 
 def _constructible(cls: type[torch.optim.Optimizer]) -> bool:
-    """True if ``cls`` builds with default arguments on a small matrix parameter."""
+    """True if ``cls`` builds with its default arguments on a small matrix parameter.
+
+    Some constructible optimizers still restrict what they fit: torch's ``Muon``
+    takes only 2-D parameters and ``SparseAdam`` only sparse gradients; torch
+    raises a clear error when they meet a Layer's parameters.
+    """
     try:
         cls([nn.Parameter(torch.zeros(2, 2))])
-    except Exception:
+    except Exception:  # any failure means "cannot be constructed": the class is left out, never raised
         return False
     return True
 
@@ -40,14 +45,14 @@ def register_optimizer(name: str, cls: type[torch.optim.Optimizer]) -> None:
     if not (inspect.isclass(cls) and issubclass(cls, torch.optim.Optimizer)):
         msg = f"cls must be a torch.optim.Optimizer subclass; got {cls!r}."
         raise TypeError(msg)
-    if not name.isidentifier():
-        msg = f"name must be a Python identifier; got {name!r}."
+    if not name.isidentifier() or name.startswith("_"):
+        msg = f"name must be a Python identifier not starting with '_'; got {name!r}."
         raise ValueError(msg)
     _REGISTRY[name] = cls
 
 
 def list_optimizers() -> list[str]:
-    """Names of every optimizer ``set_optimizer`` can build: torch.optim's constructible ones and registered ones."""
+    """Names ``set_optimizer`` can build: torch.optim's usable optimizers and registered ones."""
     return sorted({**_torch_optimizers(), **_REGISTRY})
 
 

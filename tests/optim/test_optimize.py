@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from streamreg import ChunkShapeError, Sequential
+from streamreg import ChunkShapeError, Layer, Sequential
 from streamreg._io import Source
-from streamreg.filters import Conv3d, HighPass, LowPass, TemporalFIR
+from streamreg.filters import BernoulliSpikes, Conv3d, HighPass, LowPass, TemporalFIR
 from streamreg.models import LN, Retina
 from streamreg.optim.optimize import _ChunkedObjective
 
@@ -182,3 +182,98 @@ def test_conv3d_gradient_with_channels():
     _, got = _chunked_grad(conv, x, target, 3)
     for g, r in zip(got, ref):
         torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-12)
+
+
+def test_spiking_models_fit_in_chunks():
+    """Integer RNG state restored from the boundary bank works (it crashed torch as a view)."""
+    torch.manual_seed(7)
+    model = Sequential(TemporalFIR(torch.randn(3)), BernoulliSpikes(seed=1), TemporalFIR(torch.randn(2)))
+    x = torch.rand(20, 4)
+    target = torch.rand(20, 4)
+    model.set_optimizer.SGD(lr=0.0)
+    one = model.optimize(x, target, n_steps=1).loss[0]
+    chunked = model.optimize(x, target, dt=3, n_steps=1).loss[0]
+    assert chunked == pytest.approx(one, rel=1e-6)
+
+
+class _Counter(Layer):
+    """Scales by a learnable gain times the frame index; keeps a float counter updated in place."""
+
+    def __init__(self):
+        super().__init__()
+        self.gain = torch.nn.Parameter(torch.tensor(0.5, dtype=torch.float64))
+        self.register_state("n")
+
+    @property
+    def own_history(self):
+        return None
+
+    def forward(self, x):
+        if self.n is None:
+            self.n = x.new_zeros(())
+        t = self.n + torch.arange(1, len(x) + 1, dtype=x.dtype)
+        self.n += len(x)
+        return self.gain * x * t.reshape(-1, *([1] * (x.ndim - 1)))
+
+
+class _GrowingHistory(Layer):
+    """A 3-tap FIR whose history holds up to 2 frames: fewer at the start, so the state changes shape."""
+
+    def __init__(self):
+        super().__init__()
+        self.kernel = torch.nn.Parameter(torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64))
+        self.register_state("past")
+
+    @property
+    def own_history(self):
+        return 2
+
+    def forward(self, x):
+        past = self.past if self.past is not None else x[:0]
+        xin = torch.cat([past, x])
+        pad = torch.cat([x.new_zeros((2 - len(past), *x.shape[1:])), xin])
+        y = sum(self.kernel[k] * pad[2 - k : len(pad) - k] for k in range(3))
+        self.past = xin[-2:]
+        return y
+
+
+@pytest.mark.parametrize("layer_cls", [_Counter, _GrowingHistory])
+def test_in_place_and_shape_changing_state(layer_cls):
+    """A state updated in place, or one that grows, still gives the one-shot gradient at dt=1."""
+    torch.manual_seed(8)
+    layer = layer_cls()
+    x, target = torch.randn(9, 2, dtype=torch.float64), torch.randn(9, 2, dtype=torch.float64)
+    _, ref = _one_shot_grad(layer, x, target)
+    for dt in (1, 4):
+        _, got = _chunked_grad(layer, x, target, dt)
+        torch.testing.assert_close(got[0], ref[0], rtol=1e-10, atol=1e-12)
+
+
+def test_schedule_per_parameter_group_and_saved_state():
+    """One column per group sets each group's rate; the optimizer state still loads with weights_only."""
+    import io
+
+    fir = Sequential(TemporalFIR(np.zeros(3, dtype=np.float32)), TemporalFIR(np.ones(2, dtype=np.float32)))
+    opt = torch.optim.SGD([{"params": fir[0].parameters()}, {"params": fir[1].parameters()}], lr=1.0)
+    x = torch.randn(12, 2)
+    log = fir.optimize(x, x, dt=5, n_steps=3, optimizer=opt, learning_rates=[(0, 0.1, 0.2), (2, 0.01, 0.02)])
+    assert [g["lr"] for g in opt.param_groups] == [0.01, 0.02]
+    np.testing.assert_allclose(log.learning_rate, [0.1, 0.1, 0.01])
+    buffer = io.BytesIO()
+    torch.save(opt.state_dict(), buffer)
+    buffer.seek(0)
+    torch.load(buffer, weights_only=True)
+    with pytest.raises(ValueError, match=r"1 rate \(for every parameter group\) or 2 \(one per group\); got 3"):
+        fir.optimize(x, x, optimizer=opt, learning_rates=[(0, 0.1, 0.2, 0.3)])
+    with pytest.raises(ValueError, match="must be finite and >= 0"):
+        fir.optimize(x, x, optimizer=opt, learning_rates=-0.1)
+    with pytest.raises(ValueError, match="must be numbers for optimize"):
+        fir.optimize(x, x, optimizer=opt, learning_rates=[(0, {"a": 1})])
+
+
+def test_log_records_the_learning_rate_without_a_schedule():
+    """Without a schedule the log holds the optimizer's own learning rate."""
+    fir = TemporalFIR(np.zeros(3, dtype=np.float32))
+    fir.set_optimizer.SGD(lr=0.3)
+    log = fir.optimize(torch.randn(10, 2), torch.randn(10, 2), n_steps=2)
+    np.testing.assert_allclose(log.learning_rate, [0.3, 0.3])

@@ -54,6 +54,7 @@ def test_value_in_force():
     ("0.1", "must be a number or a list"),
     (True, "must be a number or a list"),
     (None, "must be a number or a list"),
+    (np.array("x"), "must be a number or a list"),
 ])
 def test_every_error_case(schedule, message):
     """Each malformed schedule raises ValueError with a message naming the problem."""

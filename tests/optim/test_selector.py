@@ -75,3 +75,5 @@ def test_docstrings_and_registration(monkeypatch):
     assert isinstance(LN().set_optimizer.Halving(lr=0.1), Halving)
     with pytest.raises(TypeError, match="must be a torch.optim.Optimizer subclass"):
         register_optimizer("Bad", dict)
+    with pytest.raises(ValueError, match="not starting with '_'"):
+        register_optimizer("_Hidden", Halving)
