@@ -139,6 +139,7 @@ def causal_conv3d(
     *,
     padding_mode: str = "zeros",
     method: str = "direct",
+    spectra: dict[tuple[int, int, int], Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Convolution causal in time and same-size in space.
 
@@ -157,6 +158,9 @@ def causal_conv3d(
     padding_mode : {"zeros", "replicate", "reflect", "circular"}
         Spatial border handling. Time always starts from zero history.
     method : {"direct", "fft"}
+    spectra : dict, optional
+        A cache of the kernel's spectra by FFT size, owned by the caller, who must
+        empty it whenever ``weight`` changes. Saves one kernel FFT per chunk.
 
     Returns
     -------
@@ -178,7 +182,7 @@ def causal_conv3d(
         x5 = x5.index_select(-2, _pad_index(h, ph, kh - 1 - ph, padding_mode).to(x.device))
         x5 = x5.index_select(-1, _pad_index(w, pw, kw - 1 - pw, padding_mode).to(x.device))
     if method == "fft":
-        y = _conv3d_fft(x5[0], weight, x.shape[0])
+        y = _conv3d_fft(x5[0], weight, x.shape[0], spectra)
     else:
         y = F.conv3d(x5, weight.flip(2, 3, 4))[0]
     if bias is not None:
@@ -186,7 +190,7 @@ def causal_conv3d(
     return y.permute(1, 0, 2, 3), xin[xin.shape[0] - (kt - 1) :].clone()
 
 
-def _conv3d_fft(xp: Tensor, weight: Tensor, n: int) -> Tensor:
+def _conv3d_fft(xp: Tensor, weight: Tensor, n: int, spectra: dict[tuple[int, int, int], Tensor] | None) -> Tensor:
     """Overlap-save FFT convolution of padded ``xp`` (C_in, L, Hp, Wp) → (C_out, n, H, W)."""
     kt, kh, kw = weight.shape[2:]
     _, _, hp, wp = xp.shape
@@ -194,7 +198,12 @@ def _conv3d_fft(xp: Tensor, weight: Tensor, n: int) -> Tensor:
     seg = max(kt, min(n, _FFT_BLOCK_ELEMENTS // (sh * sw)))
     nfft = fast_fft_len(seg + kt - 1)
     dims = (-3, -2, -1)
-    wf = torch.fft.rfftn(weight, s=(nfft, sh, sw), dim=dims)  # (C_out, C_in, F...)
+    size = (nfft, sh, sw)
+    wf = spectra.get(size) if spectra is not None else None
+    if wf is None:
+        wf = torch.fft.rfftn(weight, s=size, dim=dims)  # (C_out, C_in, F...)
+        if spectra is not None:
+            spectra[size] = wf
     outs = []
     for s in range(0, n, seg):
         e = min(s + seg, n)

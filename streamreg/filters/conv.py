@@ -123,6 +123,16 @@ class Conv3d(Layer):
         spectra = F.fast_fft_len(h + kh - 1) * F.fast_fft_len(w + kw - 1)
         return 4 * (n + kt) * spectra * channels * x.element_size()
 
+    def _spectrum_cache(self, x: Tensor) -> dict[tuple[int, int, int], Tensor] | None:
+        """Kernel spectra reused across chunks while the weight is unchanged (never under autograd)."""
+        if torch.is_grad_enabled() and self.weight.requires_grad:
+            return None
+        tag = (id(self.weight), self.weight._version, x.dtype, x.device)
+        if getattr(self, "_spectra_tag", None) != tag or len(self._spectra) > 8:
+            self._spectra: dict[tuple[int, int, int], Tensor] = {}
+            self._spectra_tag = tag
+        return self._spectra
+
     def set_weight(self, weight: Any, normalize: bool = False) -> None:
         """Replace the kernel; its shape may change (the state is then reset).
 
@@ -170,7 +180,8 @@ class Conv3d(Layer):
         hist = self.past_input if self.past_input is not None else x4.new_zeros((kt - 1, *x4.shape[1:]))
         y, self.past_input = F.causal_conv3d(x4, self.weight.to(x.dtype), hist,
                                           None if self.bias is None else self.bias.to(x.dtype),
-                                          padding_mode=self.padding_mode, method=self._method())
+                                          padding_mode=self.padding_mode, method=self._method(),
+                                          spectra=self._spectrum_cache(x))
         return y[:, 0] if self.out_channels == 1 else y
 
     def extra_repr(self) -> str:

@@ -92,3 +92,21 @@ def test_conv3d_frame_checks():
         Conv3d((2, 2))
     with pytest.raises(ValueError, match="kernel_size must be a positive integer; got 0"):
         Conv3d((0, 2, 2))
+
+
+def test_fft_kernel_spectra_follow_weight_changes():
+    """The cached kernel spectrum is dropped when the weight changes in place or is replaced."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 8, 8)).astype(np.float32)
+    conv = Conv3d((4, 3, 3), method="fft")
+    conv.run(x, dt=7)
+    with torch.no_grad():
+        conv.weight.mul_(2.0)
+    w = conv.weight.detach().numpy()[0, 0].astype(np.float64)
+    np.testing.assert_allclose(conv.run(x, dt=7), _reference(x, w), rtol=1e-4, atol=1e-4)
+    new = rng.normal(size=(4, 3, 3))
+    conv.set_weight(new)
+    np.testing.assert_allclose(conv.run(x, dt=7), _reference(x, new), rtol=1e-4, atol=1e-4)
+    conv.set_weight(rng.normal(size=(2, 3, 3)))  # a new shape replaces the Parameter
+    w = conv.weight.detach().numpy()[0, 0].astype(np.float64)
+    np.testing.assert_allclose(conv.run(x, dt=7), _reference(x, w), rtol=1e-4, atol=1e-4)
