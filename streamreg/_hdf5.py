@@ -70,8 +70,9 @@ class H5Files:
         if not write and not os.path.exists(path):
             msg = f"{name}: no such HDF5 file {path!r}."
             raise FileNotFoundError(msg)
-        if handle is not None:  # opened for reading first; reopen for writing
-            handle.close()
+        if handle is not None:  # read-only handle, now wanted for writing: a caller bug, not a user error
+            msg = f"{path!r} was opened for reading before it was opened for writing; open outputs first."
+            raise RuntimeError(msg)
         existed = os.path.exists(path)
         try:
             handle = h5py.File(path, "a" if write else "r")

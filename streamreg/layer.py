@@ -296,11 +296,11 @@ def _collect_state(module: nn.Module) -> State:
 
 def _state_schema(module: nn.Module) -> tuple[list[str], dict[str, nn.Module]]:
     own = list(module._state_names) if isinstance(module, Layer) else []
-    children = {n: c for n, c in module.named_children() if _collect_state_names(c)}
+    children = {n: c for n, c in module.named_children() if _has_state(c)}
     return own, children
 
 
-def _collect_state_names(module: nn.Module) -> bool:
+def _has_state(module: nn.Module) -> bool:
     return any(isinstance(m, Layer) and m._state_names for m in module.modules())
 
 
