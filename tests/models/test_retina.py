@@ -87,3 +87,14 @@ def test_retina_accepts_stage_settings_and_refuses_bad_ones():
         Retina(frame_ms=0)
     with pytest.raises(TypeError, match="unexpected keyword"):
         Retina(opl={"sigma": 1.0})
+
+
+def test_internal_blocks_do_not_change_the_result(monkeypatch):
+    """Processing a long chunk in internal blocks of frames gives the same bits as one pass."""
+    import streamreg.models.retina as retina_module
+
+    x = np.random.default_rng(5).random((50, 12, 12)).astype(np.float32)
+    whole = Retina(spikes=True).run(x)
+    monkeypatch.setattr(retina_module, "_BLOCK_ELEMENTS", 7 * 144)  # blocks of 7 frames
+    np.testing.assert_array_equal(Retina(spikes=True).run(x), whole)
+    np.testing.assert_array_equal(Retina(spikes=True).run(x, dt=20), whole)
