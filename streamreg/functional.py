@@ -175,12 +175,7 @@ def causal_conv3d(
     xin = torch.cat([history, x], 0)  # (L, C_in, H, W)
     ph, pw = (kh - 1) // 2, (kw - 1) // 2
     x5 = xin.permute(1, 0, 2, 3).unsqueeze(0)  # (1, C_in, L, H, W), a view
-    if padding_mode == "zeros":
-        x5 = F.pad(x5, (pw, kw - 1 - pw, ph, kh - 1 - ph))
-    else:
-        h, w = x.shape[-2:]
-        x5 = x5.index_select(-2, _pad_index(h, ph, kh - 1 - ph, padding_mode).to(x.device))
-        x5 = x5.index_select(-1, _pad_index(w, pw, kw - 1 - pw, padding_mode).to(x.device))
+    x5 = _pad_axis(_pad_axis(x5, 3, ph, kh - 1 - ph, padding_mode), 4, pw, kw - 1 - pw, padding_mode)
     if method == "fft":
         y = _conv3d_fft(x5[0], weight, x.shape[0], spectra)
     else:
@@ -239,15 +234,22 @@ def _pad_index(n: int, before: int, after: int, padding_mode: str) -> Tensor:
     return src.clamp(0, n - 1)  # replicate; zero padding is masked by the caller
 
 
+def _pad_axis(x: Tensor, axis: int, before: int, after: int, padding_mode: str) -> Tensor:
+    """Pad one axis of ``x`` (``axis`` counted from the front) by ``before`` and ``after``."""
+    if before == after == 0:
+        return x
+    if padding_mode == "zeros":
+        return F.pad(x, [0, 0] * (x.ndim - 1 - axis) + [before, after])
+    # Gather only the border slices; a full index_select is an order of magnitude slower.
+    n = x.shape[axis]
+    src = _pad_index(n, before, after, padding_mode).to(x.device)
+    return torch.cat([x.index_select(axis, src[:before]), x, x.index_select(axis, src[before + n :])], axis)
+
+
 def _blur_axis(x: Tensor, kernel: list[float], axis: int, padding_mode: str) -> Tensor:
     n = x.shape[axis]
     r = (len(kernel) - 1) // 2
-    if padding_mode == "zeros":
-        pad = [0, 0] * (x.ndim - 1 - axis % x.ndim) + [r, r]
-        xp = F.pad(x, pad)
-    else:  # gather only the 2r border slices; a full index_select is an order of magnitude slower
-        src = _pad_index(n, r, r, padding_mode).to(x.device)
-        xp = torch.cat([x.index_select(axis, src[:r]), x, x.index_select(axis, src[r + n :])], axis)
+    xp = _pad_axis(x, axis, r, r, padding_mode)
     y = xp.narrow(axis, r, n) * kernel[r]
     grad = torch.is_grad_enabled() and xp.requires_grad
     tmp = None if grad else torch.empty_like(y)
