@@ -216,8 +216,8 @@ class Layer(nn.Module):
             closure, so L-BFGS and other multi-evaluation optimizers follow the one-shot
             trajectory.
         learning_rates : number or list of (iteration, lr, ...) tuples, optional
-            A schedule (:func:`streamreg.optim.format_and_check_learning_rates`); the
-            learning rate of every parameter group is set from column 0 before each step.
+            A schedule (:func:`streamreg.optim.format_and_check_learning_rates`) applied
+            before each step: one rate for every parameter group, or one column per group.
         progress : bool, optional
             A tqdm bar over steps (default: on for several steps when stderr is a terminal).
         truncate : bool, default False

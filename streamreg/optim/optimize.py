@@ -99,8 +99,7 @@ class _StateBank:
             if loose is None and block is None:
                 block = self.blocks[i] = v.new_empty((self.n_chunks, *v.shape))
             if loose is None and (block.shape[1:] != v.shape or block.dtype != v.dtype):
-                stored = range(k) if block is not None else ()
-                loose = self.loose[i] = {j: block[j].clone() for j in stored if j not in self.fresh[i]}
+                loose = self.loose[i] = {j: block[j].clone() for j in range(k) if j not in self.fresh[i]}
                 self.blocks[i] = None
             if loose is not None:
                 loose[k] = v.clone()
