@@ -9,7 +9,7 @@ import h5py
 
 from streamreg.exceptions import DatasetNotFoundError
 
-__all__ = ["H5Files", "list_datasets", "parse_h5_path", "resolve_dataset"]
+__all__ = ["H5Files", "list_datasets", "parse_h5_path", "resolve_dataset", "superblock_version"]
 
 _MAX_LISTED = 20
 
@@ -61,8 +61,11 @@ class H5Files:
         self._files: dict[str, h5py.File] = {}
         self.created: set[str] = set()
 
-    def open(self, path: str, *, write: bool, name: str) -> h5py.File:
-        """Return an open handle on ``path`` (created if ``write`` and missing)."""
+    def open(self, path: str, *, write: bool, name: str, swmr: bool = False) -> h5py.File:
+        """Return an open handle on ``path`` (created if ``write`` and missing).
+
+        ``swmr`` opens a file for writing with ``libver="latest"``, which SWMR needs.
+        """
         key = os.path.realpath(path)
         handle = self._files.get(key)
         if handle is not None and (not write or handle.mode == "r+"):
@@ -75,7 +78,7 @@ class H5Files:
             raise RuntimeError(msg)
         existed = os.path.exists(path)
         try:
-            handle = h5py.File(path, "a" if write else "r")
+            handle = h5py.File(path, "a" if write else "r", libver="latest" if write and swmr else None)
         except OSError as exc:
             hint = " (is it open elsewhere in read-only mode, or not an HDF5 file?)" if existed else ""
             msg = f"{name}: cannot open {path!r} for {'writing' if write else 'reading'}{hint}: {exc}"
@@ -95,3 +98,12 @@ class H5Files:
             if empty:
                 os.remove(key)
         self._files.clear()
+
+
+def superblock_version(path: str) -> int:
+    """Superblock version of an HDF5 file (3 for ``libver="latest"``, which SWMR needs); 0 if unreadable."""
+    try:
+        with h5py.File(path, "r") as f:
+            return int(f.id.get_create_plist().get_version()[0])
+    except OSError:
+        return 0

@@ -134,19 +134,20 @@ class Layer(nn.Module):
 
         Parameters
         ----------
-        input : numpy.ndarray, torch.Tensor, h5py.Dataset or str
+        input : numpy.ndarray, torch.Tensor, h5py.Dataset, str or Stream
             A time-first recording ``(T, *frame)``. A string ``"file.h5:/dataset"``
             names an HDF5 dataset (an NWB TimeSeries group stands for its ``data``).
+            A :class:`~streamreg.streams.Stream` is read from its current position.
             Integer and bool inputs are cast to :meth:`compute_dtype`.
         dt : int, optional
             Chunk length in frames. ``None`` means one chunk, unless ``max_memory``
             is given, in which case ``dt`` is planned from the model's per-frame cost.
-        output : None, numpy.ndarray, h5py.Dataset, h5py.Group or str, optional
+        output : None, numpy.ndarray, h5py.Dataset, h5py.Group, str or Stream, optional
             Where the output goes. ``None`` returns a new numpy array. A string
             ``"out.h5:/dataset"`` or a group (dataset ``"output"`` in it) creates a
-            dataset ``(T, *frame_out)`` resizable along time and returns it, with its
-            file left open (close it with ``result.file.close()``). An existing
-            dataset or array is filled in place.
+            dataset ``(T, *frame_out)`` resizable and chunked along time and returns it,
+            with its file left open (close it with ``result.file.close()``). An existing
+            dataset or array is filled in place; a writable stream is appended to and returned.
         reset : bool, default True
             Start from a fresh state, so that two identical calls give identical
             outputs. ``False`` continues from the current state (the next part of
@@ -156,23 +157,50 @@ class Layer(nn.Module):
             stderr is a terminal.
         device : str or torch.device, optional
             Move the model (it stays there) and every chunk to this device; outputs
-            come back to host memory.
+            come back to host memory (through pinned buffers on CUDA).
         max_memory : int or str, optional
             Memory budget for planning ``dt``, in bytes or as ``"512MB"``, ``"2GiB"``.
         overwrite : bool, default False
-            Replace an existing output dataset instead of raising
+            Replace an existing output dataset (and checkpoint) instead of raising
             :class:`~streamreg.exceptions.OutputExistsError`.
+        n_frames : int, optional
+            Frames to run from ``start``: needed for an infinite input, a cap for one of
+            unknown length (a stream that ends earlier gives as many output frames as it had).
+        start, stop : int, optional
+            Compute only frames ``[start, stop)``. Exactly ``history`` frames before
+            ``start`` are read and their output discarded, so the result equals those
+            frames of a whole run. A model with unbounded history (a recursive filter)
+            raises ``ValueError`` unless ``warmup`` is given.
+        warmup : int, optional
+            Frames to run before ``start`` for a model with unbounded history; the result
+            is then approximate, with an error that decays with ``warmup``.
+        checkpoint_every : int, optional
+            Every this many chunks, save the model's state and the input and output
+            positions atomically beside the output file (``<file>.<dataset>.ckpt``),
+            after the frames it counts are flushed. Needs an HDF5 output.
+        resume : bool, default False
+            Continue a run that was stopped or killed from its last checkpoint. The
+            model, input, ``dt`` and frame range must be those of the first run; the
+            output is then bit-identical to an uninterrupted run.
+        swmr : bool, optional
+            Live output: other processes can open the output file with
+            ``h5py.File(path, "r", libver="latest", swmr=True)`` and read the frames
+            flushed so far while the run goes on. Default: on when the run creates
+            the file or the file was created with ``libver="latest"``.
 
         Returns
         -------
-        numpy.ndarray or h5py.Dataset
-            ``(T, *frame_out)``; the dataset when writing to HDF5.
+        numpy.ndarray, h5py.Dataset or Stream
+            ``(T, *frame_out)``; the dataset when writing to HDF5, the stream when given one.
 
         Notes
         -----
-        The run happens under ``torch.no_grad()``. Each chunk's output is written
-        straight into the preallocated result, so peak memory depends on ``dt``,
-        not on ``T``. ``T = 0`` gives an empty output with the right frame shape.
+        The run happens under ``torch.no_grad()``. One I/O thread reads the next chunk
+        and writes the previous one while the model computes; each chunk's output is
+        written straight to its destination, so peak memory depends on ``dt``, not on
+        ``T``. If the model or a stream raises, every completed chunk stays written and
+        flushed and the exception propagates; a failure before the first frame leaves no
+        new file or dataset behind. ``T = 0`` gives an empty output with the right frame shape.
         """
         from streamreg.run import run_layer
 

@@ -28,19 +28,33 @@ class FailsAtFrame(Layer):
         return x * 1.0
 
 
-def test_failed_run_deletes_the_dataset_it_created(tmp_path):
-    """An error mid-run removes the half-written output, so a retry needs no overwrite."""
+def test_failed_run_keeps_every_completed_chunk(tmp_path):
+    """An error mid-run leaves the chunks computed before it written and readable; a retry needs overwrite."""
     path = tmp_path / "out.h5"
     with h5py.File(path, "w") as f:
         f["keep"] = np.arange(3)
-    x = np.ones((20, 3), dtype=np.float32)
+    x = np.arange(60, dtype=np.float32).reshape(20, 3)
     with pytest.raises(RuntimeError, match="boom"):
-        FailsAtFrame(10).run(x, dt=5, output=f"{path}:/y")
+        FailsAtFrame(12).run(x, dt=5, output=f"{path}:/y")
+    with h5py.File(path, "r", libver="latest", swmr=True) as f:
+        assert sorted(f) == ["keep", "y"]
+        np.testing.assert_array_equal(f["y"][:], x[:10])
+    with pytest.raises(OutputExistsError):
+        FailsAtFrame(100).run(x, dt=5, output=f"{path}:/y")
+    out = FailsAtFrame(100).run(x, dt=5, output=f"{path}:/y", overwrite=True)
+    np.testing.assert_array_equal(out[:], x)
+    out.file.close()
+
+
+def test_failure_on_the_first_chunk_leaves_no_dataset(tmp_path):
+    """An error before any frame is written leaves the file as it was."""
+    path = tmp_path / "out.h5"
+    with h5py.File(path, "w") as f:
+        f["keep"] = np.arange(3)
+    with pytest.raises(RuntimeError, match="boom"):
+        FailsAtFrame(2).run(np.ones((20, 3), dtype=np.float32), dt=5, output=f"{path}:/y")
     with h5py.File(path, "r") as f:
         assert list(f) == ["keep"]
-    out = FailsAtFrame(100).run(x, dt=5, output=f"{path}:/y")
-    assert out.shape == (20, 3)
-    out.file.close()
 
 
 def test_a_group_is_never_replaced(tmp_path):

@@ -1,0 +1,179 @@
+"""The :class:`Runner`: a model over a stream in a background thread, with the same loop as ``run()``."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from streamreg._loop import Job
+from streamreg.exceptions import RunnerError
+from streamreg.run import finish_job, prepare_job
+
+__all__ = ["Runner"]
+
+_live: set[Runner] = set()
+_live_lock = threading.Lock()
+
+
+class Runner(threading.Thread):
+    """Run ``model`` over ``input`` into ``output`` in a background thread.
+
+    Parameters
+    ----------
+    model : streamreg.Layer
+        The model; it is used by the thread while the Runner runs, so do not call it meanwhile.
+    input : array, tensor, h5py.Dataset, "file.h5:/dataset" or Stream
+        Any form :meth:`streamreg.Layer.run` accepts. An infinite stream runs until :meth:`stop`.
+    output : None, array, h5py.Dataset or Group, "file.h5:/dataset" or Stream
+        Any form ``run()`` accepts; ``None`` collects the output in memory (see :attr:`result`).
+    dt : int
+        Chunk length in frames.
+    device : str or torch.device, optional
+        Move the model there; chunks travel through pinned host buffers with
+        non-blocking copies on CUDA.
+    **options
+        ``reset``, ``overwrite``, ``n_frames``, ``checkpoint_every``, ``resume``, ``swmr``,
+        ``progress``, ``max_memory``, with the meaning they have in ``run()``.
+
+    Notes
+    -----
+    Everything is checked and every file opened in the constructor, so bad input
+    raises there, in the caller's thread. The input ending is a clean finish. An
+    exception in the model or a stream stops the thread, leaves every completed
+    chunk written and flushed, and is re-raised (the same exception object, with a
+    note saying where) by :meth:`join` or :meth:`stop` in the caller's thread;
+    nothing goes only to stderr. A Runner is not a daemon: at interpreter exit a
+    running one is asked to stop, so its output is flushed and its checkpoint saved.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from streamreg.filters import LowPass
+    >>> with Runner(LowPass(5.0), np.ones((100, 3), dtype=np.float32), None, dt=10) as r:
+    ...     r.join()
+    >>> r.done, r.frames_done, r.result.shape
+    (True, 100, (100, 3))
+    """
+
+    def __init__(self, model: Any, input: Any, output: Any = None, *, dt: int, device: Any = None,  # noqa: A002
+                 **options: Any) -> None:
+        super().__init__(name=f"Runner({type(model).__name__})", daemon=False)
+        for bad in ("start", "stop", "warmup"):
+            if bad in options:
+                msg = f"Runner does not take {bad}=; use run(start=, stop=, warmup=) for a range of frames."
+                raise TypeError(msg)
+        options.setdefault("progress", False)
+        self._job: Job = prepare_job(model, input, dt, output=output, device=device, endless=True, **options)
+        self._stop_event = threading.Event()
+        self._error: BaseException | None = None
+        self._raised = False
+        self._result: Any = None
+        self._finished = threading.Event()
+
+    # -- state -------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """True from :meth:`start` until the thread ends."""
+        return self.is_alive() and not self._finished.is_set()
+
+    @property
+    def done(self) -> bool:
+        """True once the thread has ended: input finished, stopped, or failed (see :attr:`error`)."""
+        return self._finished.is_set()
+
+    @property
+    def frames_done(self) -> int:
+        """Output frames written so far."""
+        return self._job.frames_done
+
+    @property
+    def error(self) -> BaseException | None:
+        """The exception that ended the run, if any."""
+        return self._error
+
+    @property
+    def result(self) -> Any:
+        """After the end: the output array (``output=None`` or an array), the output stream or
+        dataset given, or ``"file.h5:/dataset"`` for a string output (its file is closed)."""
+        if not self.done:
+            msg = f"{self.name} has not finished; join() it first."
+            raise RunnerError(msg)
+        return self._result
+
+    # -- thread ------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the background thread (once)."""
+        if self._started.is_set():  # type: ignore[attr-defined]
+            msg = f"{self.name} was already started; a Runner runs once."
+            raise RunnerError(msg)
+        with _live_lock:
+            _live.add(self)
+        super().start()
+
+    def run(self) -> None:
+        """The thread's body: the shared chunk loop (not called directly)."""
+        failed = True
+        try:
+            self._job.execute(self._stop_event)
+            failed = False
+        except BaseException as exc:
+            exc.add_note(
+                f"raised in {self.name} after {self._job.frames_done} output frames "
+                f"(input frame {self._job.in_pos}); completed chunks were written"
+            )
+            self._error = exc
+        finally:
+            try:
+                self._result = finish_job(self._job, failed=failed)
+            except BaseException as exc:
+                if self._error is None:
+                    self._error = exc
+            self._finished.set()
+            with _live_lock:
+                _live.discard(self)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread to end; re-raise its exception (once) in the caller's thread."""
+        if self._started.is_set():  # type: ignore[attr-defined]
+            super().join(timeout)
+        self._raise()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Ask the thread to stop after the current chunk, then :meth:`join` it.
+
+        Completed chunks are written; with ``checkpoint_every`` a checkpoint at the stop
+        point lets ``resume=True`` continue later.
+        """
+        self._stop_event.set()
+        if threading.current_thread() is not self:
+            self.join(timeout)
+
+    def _raise(self) -> None:
+        if self._error is not None and self._finished.is_set() and not self._raised:
+            self._raised = True
+            raise self._error
+
+    def __enter__(self) -> Runner:
+        if not self._started.is_set():  # type: ignore[attr-defined]
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else ("failed" if self._error else ("done" if self.done else "ready"))
+        return f"<{self.name}: {state}, {self.frames_done} frames done>"
+
+
+def _stop_all() -> None:
+    """Ask every live Runner to stop, so interpreter exit does not wait on an endless input."""
+    with _live_lock:
+        runners = list(_live)
+    for runner in runners:
+        runner._stop_event.set()
+
+
+# Runs before non-daemon threads are joined at interpreter exit (atexit runs after, too late);
+# concurrent.futures uses the same hook.
+threading._register_atexit(_stop_all)

@@ -1,0 +1,23 @@
+"""Streams: time-first ``(T, *frame)`` frame sources and sinks sharing one small API.
+
+Every stream reads with ``get(n)``, appends with ``put(frames)``, reports
+``len()`` where it knows it, and closes with ``close()`` or a ``with`` block.
+"""
+
+from streamreg.streams.arrays import ArrayStream
+from streamreg.streams.base import Stream
+from streamreg.streams.generators import GeneratorStream
+
+# from streamreg.streams.hdf5 import HDF5Stream  # HDF5Stream: added by the engineer
+from streamreg.streams.noise import RandomStream
+from streamreg.streams.queues import QueueStream
+from streamreg.streams.sequences import SequenceStream
+
+__all__ = [
+    "ArrayStream",
+    "GeneratorStream",
+    "QueueStream",
+    "RandomStream",
+    "SequenceStream",
+    "Stream",
+]

@@ -1,0 +1,78 @@
+"""A read-only, seekable stream over an array or tensor already in memory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from streamreg._validation import check_numeric_dtype
+from streamreg.exceptions import ChunkShapeError
+from streamreg.streams.base import Stream
+
+__all__ = ["ArrayStream"]
+
+
+class ArrayStream(Stream):
+    """Read a ``(T, *frame)`` numpy array or torch tensor frame by frame.
+
+    Parameters
+    ----------
+    data : numpy.ndarray or torch.Tensor
+        The recording, ``(T, *frame)`` with time on axis 0, of a numeric dtype
+        (bool, integer or real floating point). It is wrapped, not copied:
+        changing ``data`` later changes what the stream reads.
+
+    Notes
+    -----
+    Shape: ``get(n)`` returns ``(≤ n, *frame)``; ``len()`` is ``T``.
+    Type: numpy data gives numpy copies and :attr:`dtype` is a ``numpy.dtype``;
+    tensor data gives detached clones on the tensor's device and :attr:`dtype`
+    is a ``torch.dtype``. The stream is readable and seekable, not writable.
+
+    Examples
+    --------
+    >>> s = ArrayStream(np.arange(10.0).reshape(5, 2))
+    >>> s.get(2).tolist(), s.get(9).shape
+    ([[0.0, 1.0], [2.0, 3.0]], (3, 2))
+    """
+
+    def __init__(self, data: np.ndarray | torch.Tensor) -> None:
+        data = _check_data(data)
+        super().__init__(tuple(data.shape[1:]), check_numeric_dtype(data.dtype, "data"))
+        self._data: np.ndarray | torch.Tensor | None = data
+        self._n_frames = int(data.shape[0])
+
+    def readable(self) -> bool:
+        """True: frames are read with :meth:`get`."""
+        return True
+
+    def seekable(self) -> bool:
+        """True: any frame index in ``[0, T]`` can be sought."""
+        return True
+
+    def _length(self) -> int:
+        return self._n_frames
+
+    def _get(self, n: int) -> np.ndarray | torch.Tensor:
+        chunk = self._data[self._position : self._position + n]
+        if isinstance(chunk, torch.Tensor):
+            return chunk.detach().clone()
+        return chunk.copy()
+
+    def _seek(self, t: int) -> None:
+        """Nothing to do: the base class moves the position."""
+
+    def _close(self) -> None:
+        self._data = None
+
+
+def _check_data(data: Any) -> np.ndarray | torch.Tensor:
+    if not isinstance(data, (np.ndarray, torch.Tensor)):
+        msg = f"data must be a numpy array or a torch tensor of shape (T, *frame); got {type(data).__name__}."
+        raise TypeError(msg)
+    if data.ndim == 0:
+        msg = "data must have shape (T, *frame) with time on axis 0; got a 0-d array."
+        raise ChunkShapeError(msg)
+    return data

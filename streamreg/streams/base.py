@@ -1,0 +1,247 @@
+"""The stream protocol: time-first frame sources and sinks with one small API.
+
+A stream holds frames of one shape and dtype along axis 0. :meth:`Stream.get`
+reads the next frames, :meth:`Stream.put` appends, :meth:`Stream.close` ends
+the use of it. Concrete streams implement the private ``_get`` / ``_put`` /
+``_seek`` / ``_close`` hooks; validation and the closed/position bookkeeping
+live here, so every stream behaves the same at its boundaries.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from streamreg._validation import check_nonnegative_int, check_positive_int, shape_text
+from streamreg.exceptions import ChunkShapeError, StreamClosedError
+
+__all__ = ["Stream", "as_frames"]
+
+
+class Stream:
+    """Base class of every stream: ``(T, *frame)`` frames read with ``get`` and appended with ``put``.
+
+    Parameters
+    ----------
+    frame_shape : sequence of int or None
+        Shape of one frame; ``None`` for a writer that learns it from its first ``put``.
+    dtype : numpy.dtype, torch.dtype or None
+        Element type; ``None`` for a writer that learns it from its first ``put``.
+
+    Notes
+    -----
+    ``get(n)`` returns up to ``n`` frames: fewer only at the end of the stream,
+    an empty ``(0, *frame)`` array after it. ``put(frames)`` appends ``(n, *frame)``
+    frames. ``len(stream)`` is the number of frames when the stream knows it
+    (``TypeError`` otherwise, as for any unsized object); :attr:`infinite` streams
+    never end. ``close()`` is idempotent; ``get``/``put`` afterwards raise
+    :class:`~streamreg.exceptions.StreamClosedError`. A stream that cannot read,
+    write or seek raises :class:`io.UnsupportedOperation` (an ``OSError`` and a
+    ``ValueError``), as Python files do; :meth:`readable`, :meth:`writable` and
+    :meth:`seekable` say which apply.
+    """
+
+    #: True for streams that never end (``len()`` raises ``TypeError``).
+    infinite: bool = False
+    #: True when ``get`` can wait for frames another thread has yet to ``put``.
+    blocking: bool = False
+
+    def __init__(self, frame_shape: Sequence[int] | None, dtype: Any) -> None:
+        self._frame_shape = None if frame_shape is None else _check_frame_shape(frame_shape)
+        self._dtype = dtype
+        self._position = 0
+        self._closed = False
+
+    # -- description ---------------------------------------------------------
+    @property
+    def frame_shape(self) -> tuple[int, ...] | None:
+        """Shape of one frame (``None`` until a lazily created writer gets its first frames)."""
+        return self._frame_shape
+
+    @property
+    def dtype(self) -> Any:
+        """Element type of the frames (numpy dtype, or torch dtype for a tensor-backed stream)."""
+        return self._dtype
+
+    @property
+    def position(self) -> int:
+        """Index of the next frame ``get`` returns (frames read so far, plus any seek)."""
+        return self._position
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
+        return self._closed
+
+    def readable(self) -> bool:
+        """True if :meth:`get` is supported."""
+        return False
+
+    def writable(self) -> bool:
+        """True if :meth:`put` is supported."""
+        return False
+
+    def seekable(self) -> bool:
+        """True if :meth:`seek` is supported."""
+        return False
+
+    def _length(self) -> int | None:
+        """Frames in the stream now, or ``None`` when unknown or infinite."""
+        return None
+
+    def __len__(self) -> int:
+        n = self._length()
+        if n is None:
+            why = "is infinite" if self.infinite else "does not know its length"
+            msg = f"{type(self).__name__} {why}; it has no len()."
+            raise TypeError(msg)
+        return n
+
+    def __bool__(self) -> bool:
+        return True  # an empty stream is still a stream; never fall back to __len__
+
+    def _describe(self) -> str:
+        """Short identification for the repr (a path, a seed)."""
+        return ""
+
+    def __repr__(self) -> str:
+        name = type(self).__name__
+        what = self._describe()
+        n = self._length()
+        frames = "∞" if self.infinite else ("?" if n is None else str(n))
+        frame = "?" if self._frame_shape is None else shape_text(self._frame_shape)
+        dtype = "?" if self._dtype is None else str(self._dtype).replace("torch.", "")
+        state = "closed" if self._closed else "open"
+        where = f" {what}" if what else ""
+        return f"<{name}{where}: {frames} frames of {frame} {dtype}, position {self._position}, {state}>"
+
+    # -- I/O -------------------------------------------------------------------
+    def _check_open(self, op: str) -> None:
+        if self._closed:
+            msg = f"cannot {op} on a closed {type(self).__name__}; it was closed with close()."
+            raise StreamClosedError(msg)
+
+    def _unsupported(self, op: str, why: str) -> io.UnsupportedOperation:
+        return io.UnsupportedOperation(f"{type(self).__name__} does not support {op}(): {why}.")
+
+    def get(self, n: int) -> np.ndarray | torch.Tensor:
+        """Read the next ``n`` frames, ``(≤ n, *frame)``; fewer only at the end, none after it.
+
+        The result is a new array that the caller may modify.
+        """
+        self._check_open("get")
+        n = check_nonnegative_int(n, "n")
+        if not self.readable():
+            error = self._unsupported("get", "it is write-only")
+            raise error
+        frames = self._get(n)
+        self._position += len(frames)
+        return frames
+
+    def put(self, frames: Any) -> None:
+        """Append ``frames`` of shape ``(n, *frame)``."""
+        self._check_open("put")
+        if not self.writable():
+            error = self._unsupported("put", "it is read-only")
+            raise error
+        frames = self._check_frames(frames)
+        if len(frames) or self._frame_shape is None:
+            self._put(frames)
+
+    def seek(self, t: int) -> int:
+        """Move the read position to frame ``t``; return it."""
+        self._check_open("seek")
+        t = check_nonnegative_int(t, "t")
+        if not self.seekable():
+            error = self._unsupported("seek", "it is not seekable")
+            raise error
+        n = self._length()
+        if n is not None and t > n:
+            msg = f"t must be a frame index in [0, {n}] for this {type(self).__name__}; got {t}."
+            raise ValueError(msg)
+        self._seek(t)
+        self._position = t
+        return t
+
+    def chunks(self, dt: int) -> Iterator[np.ndarray | torch.Tensor]:
+        """Yield the rest of the stream in chunks of ``dt`` frames (the last may be shorter)."""
+        dt = check_positive_int(dt, "dt")
+        while True:
+            chunk = self.get(dt)
+            if len(chunk) == 0:
+                return
+            yield chunk
+
+    def flush(self) -> None:
+        """Push written frames to their destination (a file); a no-op for memory streams."""
+        self._check_open("flush")
+
+    def close(self) -> None:
+        """Release the stream's resources; calling it again does nothing."""
+        if self._closed:
+            return
+        try:
+            self._close()
+        finally:
+            self._closed = True
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- hooks for subclasses ------------------------------------------------------
+    def _get(self, n: int) -> np.ndarray | torch.Tensor:
+        raise NotImplementedError
+
+    def _put(self, frames: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _seek(self, t: int) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        """Release resources (called once)."""
+
+    def _check_frames(self, frames: Any) -> np.ndarray:
+        """Return ``frames`` as a numpy array ``(n, *frame)`` in the stream's dtype."""
+        arr = as_frames(frames, "frames")
+        if self._frame_shape is not None and tuple(arr.shape[1:]) != self._frame_shape:
+            msg = (
+                f"frames must have shape {shape_text(('n', *self._frame_shape))} to fit this "
+                f"{type(self).__name__}; got {tuple(arr.shape)}."
+            )
+            raise ChunkShapeError(msg)
+        if self._dtype is not None and isinstance(self._dtype, np.dtype) and arr.dtype != self._dtype:
+            if not np.can_cast(arr.dtype, self._dtype, casting="same_kind"):
+                msg = f"frames of dtype {arr.dtype} cannot be written to a {self._dtype} stream without loss."
+                raise TypeError(msg)
+            arr = arr.astype(self._dtype)
+        return arr
+
+
+def as_frames(frames: Any, name: str) -> np.ndarray:
+    """``frames`` (numpy array or tensor) as a numpy array with a time axis."""
+    if isinstance(frames, torch.Tensor):
+        frames = frames.detach().cpu().numpy()
+    if not isinstance(frames, np.ndarray):
+        msg = f"{name} must be a numpy array or a torch tensor of shape (n, *frame); got {type(frames).__name__}."
+        raise TypeError(msg)
+    if frames.ndim == 0:
+        msg = f"{name} must have shape (n, *frame) with time on axis 0; got a 0-d array."
+        raise ChunkShapeError(msg)
+    return frames
+
+
+def _check_frame_shape(frame_shape: Sequence[int]) -> tuple[int, ...]:
+    try:
+        shape = tuple(check_nonnegative_int(s, "frame_shape") for s in frame_shape)
+    except TypeError:
+        msg = f"frame_shape must be a sequence of non-negative integers; got {frame_shape!r}."
+        raise TypeError(msg) from None
+    return shape

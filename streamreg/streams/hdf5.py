@@ -1,0 +1,297 @@
+"""HDF5 datasets as streams: read ``"file.h5:/dataset"`` or append to one, with live (SWMR) output."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import h5py
+import numpy as np
+
+from streamreg._hdf5 import parse_h5_path, resolve_dataset
+from streamreg._validation import check_choice, check_numeric_dtype, check_positive_int
+from streamreg.exceptions import ChunkShapeError, OutputExistsError
+from streamreg.streams.base import Stream
+
+__all__ = ["HDF5Stream", "create_time_dataset"]
+
+_MODES = ("r", "r+", "a", "w", "w-", "x")
+_CHUNK_BYTES = 1 << 20
+
+
+class HDF5Stream(Stream):
+    """A time-first HDF5 dataset ``(T, *frame)`` as a stream.
+
+    Parameters
+    ----------
+    location : str, h5py.Dataset or h5py.Group
+        ``"file.h5:/dataset"`` (the stream opens the file and closes it on
+        :meth:`close`), an open dataset, or an open group with ``name``. An NWB
+        TimeSeries group stands for its ``data`` dataset.
+    mode : {"r", "r+", "a", "w", "w-", "x"}, default "r"
+        As :class:`h5py.File`: ``"r"`` reads; ``"r+"`` writes over an existing dataset
+        from frame 0; ``"a"`` appends to a dataset, creating it if missing; ``"w"``
+        creates it, replacing an existing one; ``"w-"``/``"x"`` create it and raise
+        :class:`~streamreg.exceptions.OutputExistsError` if it exists.
+    name : str, optional
+        Dataset name inside ``location`` when it is a group.
+    frame_shape, dtype : optional
+        Shape and dtype of a dataset to create; by default taken from the first ``put``.
+    chunk_frames : int, optional
+        HDF5 chunk length along time of a created dataset (default: about 1 MiB per chunk).
+    compression : str, optional
+        HDF5 filter of a created dataset (``"gzip"``, ``"lzf"``).
+    swmr : bool, default False
+        Writing: switch the file to single-writer/multiple-reader mode once the dataset
+        exists, so other processes can read it while it grows (the file must have been
+        opened with ``libver="latest"``; a string location is). Reading: open with
+        ``swmr=True`` and see the frames flushed so far (:meth:`refresh`).
+
+    Notes
+    -----
+    Created datasets are resizable and chunked along time, ``maxshape=(None, *frame)``.
+    ``put`` grows the dataset, writes the frames and flushes the file, so every
+    completed chunk is on disk and visible to SWMR readers. ``get`` reads from the
+    read position to at most the current length.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "s.h5")
+    >>> with HDF5Stream(f"{path}:/y", "w-") as out:
+    ...     out.put(np.zeros((3, 2), dtype=np.float32))
+    ...     out.put(np.ones((2, 2), dtype=np.float32))
+    >>> with HDF5Stream(f"{path}:/y") as s:
+    ...     s.get(4).shape, s.get(4).shape, len(s)
+    ((4, 2), (1, 2), 5)
+    """
+
+    def __init__(
+        self,
+        location: str | h5py.Dataset | h5py.Group,
+        mode: str = "r",
+        *,
+        name: str | None = None,
+        frame_shape: Any = None,
+        dtype: Any = None,
+        chunk_frames: int | None = None,
+        compression: str | None = None,
+        swmr: bool = False,
+    ) -> None:
+        mode = check_choice(mode, "mode", _MODES)
+        self._mode = "w-" if mode == "x" else mode
+        self._owns_file = isinstance(location, str)
+        self._swmr = bool(swmr)
+        self._create_kw = {"chunk_frames": chunk_frames, "compression": compression}
+        if chunk_frames is not None:
+            check_positive_int(chunk_frames, "chunk_frames")
+        self._file: h5py.File | None = None
+        self._group, self._name, ds = self._open(location, name)
+        self._write_pos = 0
+        self._ds: h5py.Dataset | None = None
+        try:
+            ds = self._prepare(ds)
+        except BaseException:
+            self._release()
+            raise
+        if ds is not None:
+            super().__init__(ds.shape[1:], ds.dtype)
+        else:
+            dt = None if dtype is None else check_numeric_dtype(np.dtype(dtype), "dtype")
+            super().__init__(frame_shape, dt)
+            if frame_shape is not None and dtype is not None:
+                self._create(self._frame_shape, self._dtype)
+        self._ds = self._ds if self._ds is not None else ds
+
+    # -- opening ---------------------------------------------------------------
+    def _open(self, location: Any, name: str | None) -> tuple[h5py.Group, str, h5py.Dataset | None]:
+        if isinstance(location, str):
+            path, dataset = parse_h5_path(location, "location")
+            if self._mode == "r":
+                kw = {"libver": "latest", "swmr": True} if self._swmr else {}
+                self._file = h5py.File(path, "r", **kw)
+            else:
+                self._file = h5py.File(path, "a", libver="latest" if self._swmr else None)
+            group, name = self._file, dataset
+        elif isinstance(location, h5py.Dataset):
+            return location.parent, location.name, location
+        elif isinstance(location, h5py.Group):
+            if not isinstance(name, str) or not name:
+                msg = f"name must be a dataset name when location is an h5py.Group; got {name!r}."
+                raise ValueError(msg)
+            group = location
+        else:
+            msg = (
+                "location must be a string 'file.h5:/dataset', an h5py.Dataset or an h5py.Group; "
+                f"got {type(location).__name__}."
+            )
+            raise TypeError(msg)
+        if self._mode in ("r", "r+"):
+            try:
+                return group, name, resolve_dataset(group, name, "location")
+            except BaseException:
+                self._release()
+                raise
+        return group, name, None
+
+    def _prepare(self, ds: h5py.Dataset | None) -> h5py.Dataset | None:
+        mode, group, name = self._mode, self._group, self._name
+        if mode in ("r", "r+"):
+            if mode == "r+":
+                self._check_appendable(ds)
+            return ds
+        existing = group.get(name)
+        if existing is not None and not isinstance(existing, h5py.Dataset):
+            msg = (
+                f"{name!r} in {group.file.filename!r} is a group, not a dataset; "
+                "name a dataset path (a group is never replaced)."
+            )
+            raise OutputExistsError(msg)
+        if existing is None:
+            return None
+        if mode == "w-":
+            msg = (
+                f"dataset {name!r} already exists in {group.file.filename!r} "
+                f"with {existing.shape[0] if existing.shape else 0} frames; "
+                "use mode 'w' (overwrite=True) to replace it or 'a' to append."
+            )
+            raise OutputExistsError(msg)
+        if mode == "w":
+            del group[name]
+            return None
+        self._check_appendable(existing)  # mode "a"
+        self._write_pos = existing.shape[0]
+        return existing
+
+    def _check_appendable(self, ds: h5py.Dataset) -> None:
+        if not ds.shape:
+            msg = f"dataset {ds.name!r} is a scalar; a stream needs shape (T, *frame)."
+            raise ChunkShapeError(msg)
+
+    # -- protocol --------------------------------------------------------------
+    @property
+    def dataset(self) -> h5py.Dataset | None:
+        """The underlying dataset (``None`` until a lazily created one gets its first frames)."""
+        return self._ds
+
+    @property
+    def file(self) -> h5py.File | None:
+        """The open file (``None`` until the dataset exists)."""
+        return self._group.file if self._group is not None else None
+
+    @property
+    def frames_written(self) -> int:
+        """Write position: frames written over or appended to the dataset."""
+        return self._write_pos
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return self._mode != "r"
+
+    def seekable(self) -> bool:
+        return True
+
+    def _length(self) -> int | None:
+        if self._ds is None:
+            return 0
+        if self._swmr and self._mode == "r" and not self._closed:
+            self._ds.refresh()
+        return int(self._ds.shape[0])
+
+    def refresh(self) -> int:
+        """Re-read the dataset's length (a SWMR reader sees frames flushed since); return it."""
+        self._check_open("refresh")
+        return self._length() or 0
+
+    def _describe(self) -> str:
+        filename = self._group.file.filename if self._group is not None and self._group.id.valid else "?"
+        return f"{filename!r}:{self._ds.name if self._ds is not None else self._name}"
+
+    def _get(self, n: int) -> np.ndarray:
+        end = min(self._position + n, len(self))
+        if self._ds is None or end <= self._position:
+            return np.empty((0, *(self._frame_shape or ())), dtype=self._dtype)
+        return self._ds[self._position : end]
+
+    def _seek(self, t: int) -> None:
+        """Nothing to do: reads index the dataset at the position."""
+
+    def _put(self, frames: np.ndarray) -> None:
+        if self._ds is None:
+            self._frame_shape = tuple(frames.shape[1:])
+            self._dtype = check_numeric_dtype(frames.dtype, "frames")
+            self._create(self._frame_shape, self._dtype)
+        ds = self._ds
+        end = self._write_pos + len(frames)
+        if end > ds.shape[0]:
+            if ds.maxshape[0] is not None and end > ds.maxshape[0]:
+                msg = (
+                    f"dataset {ds.name!r} holds at most {ds.maxshape[0]} frames and is not resizable; "
+                    f"cannot write frames [{self._write_pos}, {end})."
+                )
+                raise ChunkShapeError(msg)
+            ds.resize(end, axis=0)
+        if self._swmr and not ds.file.swmr_mode:
+            ds.file.swmr_mode = True  # every object exists now; readers may follow from here
+        ds[self._write_pos : end] = frames
+        self._write_pos = end
+        self._flush()
+
+    def truncate(self, n: int) -> None:
+        """Cut the dataset to its first ``n`` frames and write from there (resizable datasets)."""
+        self._check_open("truncate")
+        if self._ds is None or n > self._ds.shape[0]:
+            have = 0 if self._ds is None else self._ds.shape[0]
+            msg = f"n must be at most the {have} frames the dataset holds; got {n}."
+            raise ValueError(msg)
+        if n < self._ds.shape[0]:
+            self._ds.resize(n, axis=0)
+        self._write_pos = n
+        self._flush()
+
+    def flush(self) -> None:
+        """Flush written frames to the file."""
+        self._check_open("flush")
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._mode != "r" and self._ds is not None:
+            self._ds.file.flush()
+
+    def _close(self) -> None:
+        self._flush()
+        self._release()
+
+    def _release(self) -> None:
+        if self._owns_file and self._file is not None:
+            self._file.close()
+        self._file = None
+
+    # -- creation -------------------------------------------------------------
+    def _create(self, frame: tuple[int, ...], dtype: np.dtype) -> None:
+        self._ds = create_time_dataset(self._group, self._name, frame, dtype, **self._create_kw)
+        self._write_pos = 0
+
+
+def create_time_dataset(
+    group: h5py.Group,
+    name: str,
+    frame: tuple[int, ...],
+    dtype: Any,
+    *,
+    chunk_frames: int | None = None,
+    compression: str | None = None,
+) -> h5py.Dataset:
+    """Create an empty ``(0, *frame)`` dataset, resizable and chunked along time."""
+    frame_bytes = max(1, math.prod(frame) * np.dtype(dtype).itemsize)
+    chunk_t = chunk_frames or max(1, _CHUNK_BYTES // frame_bytes)
+    return group.create_dataset(
+        name,
+        shape=(0, *frame),
+        maxshape=(None, *frame),
+        chunks=(chunk_t, *(max(1, f) for f in frame)),
+        dtype=dtype,
+        compression=compression,
+    )

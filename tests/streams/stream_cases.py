@@ -1,0 +1,85 @@
+"""The table of readable streams, each built over the same kind of source data.
+
+``tests/streams/test_common_streams.py`` runs the generic protocol checks over it.
+Each case builds its stream from a source array; the expected frames come from
+that array (or, for an infinite stream, from one big read of a fresh stream),
+never from the code under test reading in the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from streamreg.streams import ArrayStream, GeneratorStream, QueueStream, RandomStream, SequenceStream, Stream
+
+T = 41  # prime, so most get sizes leave a ragged last read
+FRAME = (4, 3)
+LIMIT = 60  # frames read from an infinite stream
+
+
+def to_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
+    """A numpy view of ``x`` for comparisons."""
+    return x.numpy() if isinstance(x, torch.Tensor) else x
+
+
+@dataclass
+class StreamCase:
+    """One row of the table: how to build the stream from its source data."""
+
+    name: str
+    build: Callable[[np.ndarray], Stream]
+    seekable: bool = False
+    infinite: bool = False
+    tensor: bool = False
+    sized: bool = True
+
+    def source(self) -> np.ndarray:
+        """The source data ``(T, *FRAME)``, a fresh array each call."""
+        return np.random.default_rng(5).random((T, *FRAME)).astype(np.float32)
+
+    def open(self) -> tuple[Stream, np.ndarray]:
+        """A fresh stream and the source array it was built from."""
+        data = self.source()
+        return self.build(data), data
+
+    def expected(self) -> np.ndarray:
+        """The frames the stream must give, from an independent reference."""
+        if self.infinite:
+            return self.build(self.source()).get(LIMIT)
+        return self.source()
+
+    @property
+    def n_frames(self) -> int:
+        """Frames to read: all of a finite stream, LIMIT of an infinite one."""
+        return LIMIT if self.infinite else T
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _queue(data: np.ndarray) -> QueueStream:
+    q = QueueStream(data.shape[1:], maxsize=64)
+    q.put(data)
+    q.end()
+    return q
+
+
+def _ragged_blocks(data: np.ndarray) -> GeneratorStream:
+    """Blocks of 0, 3, 1, 0, 13, 13 and 11 frames, one of them a tensor sharing memory with ``data``."""
+    blocks = np.split(data, [0, 3, 4, 4, 17, 30])
+    blocks[4] = torch.from_numpy(blocks[4])
+    return GeneratorStream(iter(blocks))
+
+
+CASES = [
+    StreamCase("ArrayStream-numpy", ArrayStream, seekable=True),
+    StreamCase("ArrayStream-tensor", lambda d: ArrayStream(torch.from_numpy(d)), seekable=True, tensor=True),
+    StreamCase("RandomStream", lambda d: RandomStream(FRAME, seed=11), seekable=True, infinite=True, sized=False),
+    StreamCase("SequenceStream", SequenceStream, seekable=True),
+    StreamCase("QueueStream-ended", _queue),
+    StreamCase("GeneratorStream-ragged", _ragged_blocks, sized=False),
+]

@@ -1,0 +1,207 @@
+"""The stream protocol, checked for every readable stream in ``stream_cases.CASES``."""
+
+from __future__ import annotations
+
+import io
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from streamreg.exceptions import StreamClosedError
+from tests.streams.stream_cases import CASES, FRAME, T, to_numpy
+
+SIZE_PATTERNS = [(1,), (0, 3, 1), (7, 0, 2, 11), (T - 1, 1), (T + 5,), (2, T + 100), (5, 0, 0, 13, 1)]
+
+
+def read_with_sizes(stream, sizes, limit):
+    """Read ``limit`` frames (or to the end) cycling through ``sizes``; check each get's length bound."""
+    parts, got = [], 0
+    for size in itertools.cycle(sizes):
+        if got >= limit:
+            break
+        chunk = stream.get(size)
+        assert len(chunk) <= size
+        if size and not len(chunk):
+            break
+        parts.append(to_numpy(chunk).copy())
+        got += len(chunk)
+    return np.concatenate(parts)[:limit]
+
+
+@pytest.mark.parametrize("sizes", SIZE_PATTERNS, ids=str)
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_any_get_sizes_give_the_reference_frames(case, sizes):
+    """Reading with any sequence of get sizes (1, 0, past the end) gives the reference frames in order."""
+    stream, _ = case.open()
+    np.testing.assert_array_equal(read_with_sizes(stream, sizes, case.n_frames), case.expected())
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_last_frame_is_not_dropped(case):
+    """Reading T - 1 frames and then asking for more returns exactly the last frame."""
+    if case.infinite:
+        pytest.skip("an infinite stream has no last frame")
+    stream, _ = case.open()
+    assert len(stream.get(T - 1)) == T - 1
+    last = stream.get(10)
+    assert last.shape == (1, *FRAME)
+    np.testing.assert_array_equal(to_numpy(last)[0], case.expected()[-1])
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_get_past_the_end_returns_empty_again_and_again(case):
+    """After the end every get returns an empty (0, *frame) array and never raises."""
+    if case.infinite:
+        pytest.skip("an infinite stream has no end")
+    stream, _ = case.open()
+    stream.get(T)
+    for n in (1, 5, 0, 1000):
+        chunk = stream.get(n)
+        assert tuple(chunk.shape) == (0, *FRAME)
+    assert stream.position == T
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_get_zero_returns_empty_frames_and_does_not_move(case):
+    """get(0) returns a (0, *frame) array of the stream's type and leaves the position alone."""
+    stream, _ = case.open()
+    stream.get(3)
+    chunk = stream.get(0)
+    assert tuple(chunk.shape) == (0, *FRAME)
+    assert isinstance(chunk, torch.Tensor) == case.tensor
+    assert stream.position == 3
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_get_returns_the_stream_type_and_dtype(case):
+    """Tensor-backed streams return tensors, the others numpy arrays, in the stream's dtype."""
+    stream, _ = case.open()
+    chunk = stream.get(4)
+    assert isinstance(chunk, torch.Tensor) == case.tensor
+    assert chunk.dtype == stream.dtype
+    assert stream.frame_shape == FRAME
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_get_returns_new_arrays(case):
+    """Writing into what get returned changes neither the source data nor later reads."""
+    stream, data = case.open()
+    for chunk in stream.chunks(6):
+        chunk[...] = -1
+    np.testing.assert_array_equal(data, case.source())
+    if case.seekable:
+        stream.seek(0)
+        np.testing.assert_array_equal(to_numpy(stream.get(case.n_frames)), case.expected())
+
+
+@pytest.mark.parametrize("dt", [1, 4, 7, T, T + 3])
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_chunks_cover_the_stream(case, dt):
+    """chunks(dt) yields (≤ dt, *frame) blocks, full except the last, that join to the reference."""
+    stream, _ = case.open()
+    chunks = list(itertools.islice(stream.chunks(dt), -(-case.n_frames // dt)))
+    assert all(len(c) == dt for c in chunks[:-1])
+    assert all(tuple(c.shape[1:]) == FRAME and 0 < len(c) <= dt for c in chunks)
+    joined = np.concatenate([to_numpy(c) for c in chunks])[: case.n_frames]
+    np.testing.assert_array_equal(joined, case.expected())
+    if not case.infinite:
+        assert list(stream.chunks(dt)) == []
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_seek_then_get_equals_slicing(case):
+    """Where seekable, seek(t) then get(n) gives reference[t:t + n], also backwards and at the end."""
+    stream, _ = case.open()
+    if not case.seekable:
+        assert not stream.seekable()
+        with pytest.raises(io.UnsupportedOperation):
+            stream.seek(0)
+        return
+    expected = case.expected()
+    for t in (5, 0, 17, case.n_frames - 1, 2, case.n_frames):
+        assert stream.seek(t) == t
+        np.testing.assert_array_equal(to_numpy(stream.get(4)), expected[t : t + 4])
+        assert stream.position == min(t + 4, case.n_frames) or case.infinite
+
+
+@pytest.mark.parametrize(("bad", "error"), [(-1, ValueError), (2.0, TypeError), (True, TypeError), ("3", TypeError)])
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_bad_n_is_refused_by_name(case, bad, error):
+    """A negative, float, bool or string n raises an error that names n and consumes nothing."""
+    stream, _ = case.open()
+    with pytest.raises(error, match="^n must be"):
+        stream.get(bad)
+    np.testing.assert_array_equal(to_numpy(stream.get(2)), case.expected()[:2])
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_closed_stream_refuses_get_and_put(case):
+    """get and put on a closed stream raise StreamClosedError."""
+    stream, data = case.open()
+    stream.close()
+    assert stream.closed
+    with pytest.raises(StreamClosedError, match="closed"):
+        stream.get(1)
+    with pytest.raises(StreamClosedError, match="closed"):
+        stream.put(data[:1])
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_read_only_streams_refuse_put(case):
+    """A stream that is not writable raises io.UnsupportedOperation on put."""
+    stream, data = case.open()
+    if stream.writable():
+        pytest.skip("writable stream")
+    with pytest.raises(io.UnsupportedOperation, match="put"):
+        stream.put(data[:1])
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_close_is_idempotent(case):
+    """Calling close() twice is fine and leaves the stream closed."""
+    stream, _ = case.open()
+    stream.close()
+    stream.close()
+    assert stream.closed
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_context_manager_closes(case):
+    """Leaving a with block closes the stream, also on an exception."""
+    stream, _ = case.open()
+    with stream as s:
+        assert s is stream
+        s.get(1)
+    assert stream.closed
+    other, _ = case.open()
+    with pytest.raises(KeyError), other:
+        raise KeyError
+    assert other.closed
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_repr_shows_shape_position_and_state(case):
+    """The repr names the class, the frame shape, the position and whether the stream is open."""
+    stream, _ = case.open()
+    stream.get(5)
+    text = repr(stream)
+    assert text.startswith(f"<{type(stream).__name__}")
+    assert "(4, 3)" in text
+    assert "position 5" in text
+    assert text.endswith("open>")
+    stream.close()
+    assert repr(stream).endswith("closed>")
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_len_where_known(case):
+    """len() is the number of frames for sized streams; others raise TypeError."""
+    stream, _ = case.open()
+    if case.sized:
+        assert len(stream) == T
+    else:
+        with pytest.raises(TypeError, match="len"):
+            len(stream)
+    assert bool(stream)
