@@ -96,7 +96,7 @@ def model_fingerprint(layer: torch.nn.Module) -> dict[str, Any]:
     """Class name and a hash of every parameter and buffer, to recognise the same model."""
     digest = hashlib.sha256()
     for name, tensor in layer.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
+        t = tensor.detach().cpu().contiguous().reshape(-1)
         digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
         digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return {"class": type(layer).__qualname__, "weights": digest.hexdigest()}

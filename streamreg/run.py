@@ -152,21 +152,35 @@ def _reserve_output(output: Any, files: H5Files, opts: dict[str, Any]) -> tuple[
     if location is None:
         return None, None, swmr
     path, dataset = location
-    ckpt = CheckpointFile(path, dataset) if wants_ckpt else None
+    ckpt: CheckpointFile | None = CheckpointFile(path, dataset)
+    stale = ckpt.exists()  # a run into this output was stopped or killed
+    if not (wants_ckpt or stale):
+        return None, None, _open_output_file(output, path, files, None, opts, swmr)
     record = None
-    if ckpt is not None:
+    try:
         ckpt.lock()
         record = _load_or_refuse(ckpt, opts)
+        if isinstance(output, str) and os.path.exists(path):
+            clear_status_flags(path)  # a killed SWMR writer leaves them set; we hold the lock
+        swmr = _open_output_file(output, path, files, record, opts, swmr)
+    except BaseException:
+        ckpt.unlock()
+        raise
+    if not wants_ckpt:  # overwrite=True replaced a stale checkpoint; this run keeps none
+        ckpt.unlock(remove=True)
+        ckpt = None
+    return ckpt, record, swmr
+
+
+def _open_output_file(output: Any, path: str, files: H5Files, record: Any, opts: dict[str, Any], swmr: bool) -> bool:
     if isinstance(output, str):
         exists = os.path.exists(path)
         if record is not None:
             swmr = bool(record["swmr"]) if opts["swmr"] is None else swmr
-            if exists:
-                clear_status_flags(path)  # a killed SWMR writer leaves them set; we hold the lock
         elif opts["swmr"] is None:
             swmr = not exists or superblock_version(path) >= 3
         files.open(path, write=True, name="output", swmr=swmr)
-    return ckpt, record, swmr
+    return swmr
 
 
 def _hdf5_location(output: Any) -> tuple[str, str] | None:

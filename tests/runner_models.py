@@ -1,0 +1,38 @@
+"""Models for the Runner, resume and CLI tests; importable by child processes as ``tests.runner_models``."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from streamreg import Layer, Sequential
+from streamreg.filters import LowPass, TemporalFIR
+
+
+class Sleep(Layer):
+    """Passes frames through after sleeping ``seconds`` per chunk, so a child process runs long enough to watch."""
+
+    def __init__(self, seconds: float = 0.0) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(self.seconds)
+        return x
+
+
+def model(seconds: float = 0.0) -> Sequential:
+    """A bitwise chunk-invariant model with FIR and recursive state: FIR → low-pass → sleep."""
+    torch.manual_seed(0)
+    return Sequential(TemporalFIR(torch.linspace(1.0, 0.1, 7)), LowPass(4.0), Sleep(seconds))
+
+
+def slow_model() -> Sequential:
+    """The same model, sleeping 20 ms per chunk."""
+    return model(0.02)
+
+
+def not_a_layer() -> int:
+    """A factory that returns something that is not a Layer."""
+    return 3
