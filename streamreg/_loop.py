@@ -125,6 +125,7 @@ class Job:
             while True:
                 x = read.result()
                 if x is None:  # stopped while waiting for input
+                    self._empty_output(io)
                     return
                 if len(x) == 0:
                     self.finished = True

@@ -1,12 +1,18 @@
-"""Command-line interface: ``streamreg demo``."""
+"""Command-line interface: ``streamreg demo`` and ``streamreg run``."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import pickle
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["main"]
+__all__ = ["load_model", "main"]
+
+# Errors a user can cause with bad arguments or files: one line, exit status 2.
+_USER_ERRORS = (ValueError, TypeError, KeyError, LookupError, OSError, ImportError, AttributeError)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -18,22 +24,91 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", type=int, default=64, help="frame size in pixels (default 64)")
     demo.add_argument("--dt", type=int, default=200, help="chunk length in frames (default 200)")
     demo.add_argument("--overwrite", action="store_true", help="replace existing demo files in --out")
+    run = sub.add_parser("run", help="run a model over an HDF5 dataset into another, in chunks",
+                         description="Run MODEL over INPUT into OUTPUT in chunks of --dt frames. Other "
+                         "processes can read OUTPUT while it grows (HDF5 SWMR).")
+    run.add_argument("model", metavar="MODEL", help="package.module:factory, a callable returning a streamreg.Layer")
+    run.add_argument("input", metavar="INPUT", help="input dataset, file.h5:/dataset")
+    run.add_argument("output", metavar="OUTPUT", help="output dataset, file.h5:/dataset")
+    run.add_argument("--dt", type=int, required=True, help="chunk length in frames")
+    run.add_argument("--weights", default=None, help="a state_dict saved with torch.save (loaded weights_only)")
+    run.add_argument("--device", default=None, help="torch device, such as cuda or cuda:1 (default: cpu)")
+    run.add_argument("--checkpoint-every", type=int, default=None, metavar="K",
+                     help="save a resumable checkpoint every K chunks")
+    run.add_argument("--resume", action="store_true", help="continue a stopped or killed run from its checkpoint")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing output dataset")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
+
+
+def load_model(spec: str, weights: str | None = None) -> Any:
+    """Build the Layer named by ``"package.module:factory"`` and load ``weights`` into it.
+
+    Weights load with ``torch.load(weights_only=True)``: tensors only, no pickled code runs.
+    """
+    import torch
+
+    from streamreg.layer import Layer
+
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        msg = f"MODEL must have the form package.module:factory; got {spec!r}."
+        raise ValueError(msg)
+    factory: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        factory = getattr(factory, part)
+    if not callable(factory):
+        msg = f"MODEL {spec!r} names a {type(factory).__name__}, not a callable that returns a Layer."
+        raise TypeError(msg)
+    model = factory()
+    if not isinstance(model, Layer):
+        msg = f"MODEL factory {spec!r} returned a {type(model).__name__}, not a streamreg.Layer."
+        raise TypeError(msg)
+    if weights is not None:
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            detail = next((ln.strip() for ln in str(exc).splitlines() if "Unsupported" in ln), "")
+            msg = f"--weights {weights!r} holds more than tensors and was refused (weights_only=True). {detail}"
+            raise ValueError(msg) from None
+        if not isinstance(state, dict):
+            msg = f"--weights {weights!r} holds a {type(state).__name__}, not a state_dict."
+            raise TypeError(msg)
+        model.load_state_dict(state)
+    return model
+
+
+def _run(args: argparse.Namespace) -> int:
+    model = load_model(args.model, args.weights)
+    result = model.run(args.input, args.dt, output=args.output, device=args.device, overwrite=args.overwrite,
+                       checkpoint_every=args.checkpoint_every, resume=args.resume, progress=not args.no_progress)
+    frames = result.shape[0]
+    result.file.close()
+    print(f"wrote {frames} frames to {args.output}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from streamreg.demo import run_demo
+
+    result = run_demo(args.out, n_frames=args.frames, size=args.size, dt=args.dt, overwrite=args.overwrite)
+    print(f"stimulus: {result.stimulus}:/stimulus")
+    print(f"response: {result.response}:/retina/rates  (T, 2, H, W): ON and OFF rates in Hz")
+    print(f"figure:   {result.figure}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = _parser().parse_args(argv)
-    if args.command == "demo":
-        from streamreg.demo import run_demo
-
-        try:
-            result = run_demo(args.out, n_frames=args.frames, size=args.size, dt=args.dt,
-                              overwrite=args.overwrite)
-        except (ValueError, TypeError, OSError) as exc:
-            print(f"streamreg demo: error: {exc}", file=sys.stderr)
-            return 2
-        print(f"stimulus: {result.stimulus}:/stimulus")
-        print(f"response: {result.response}:/retina/rates  (T, 2, H, W): ON and OFF rates in Hz")
-        print(f"figure:   {result.figure}")
-    return 0
+    command = {"demo": _demo, "run": _run}[args.command]
+    try:
+        return command(args)
+    except _USER_ERRORS as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"streamreg {args.command}: error: {text}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        hint = " (resume with --resume)" if getattr(args, "checkpoint_every", None) else ""
+        print(f"streamreg {args.command}: interrupted; completed chunks were written{hint}", file=sys.stderr)
+        return 130

@@ -218,7 +218,8 @@ def _load_or_refuse(ckpt: CheckpointFile, opts: dict[str, Any]) -> dict[str, Any
 def _frame_range(layer: Any, reader: Stream, opts: dict[str, Any], endless: bool) -> tuple[int, int | None]:
     """Absolute input frames ``[first, end)`` to read; output covers ``[start, end)``."""
     start, stop, n_frames = opts["start"], opts["stop"], opts["n_frames"]
-    length = None if reader.infinite else reader._length()
+    # a queue's len() is what it holds now, not its total
+    length = None if reader.infinite or reader.blocking else reader._length()
     if stop is not None:
         end: int | None = stop
     elif n_frames is not None:
