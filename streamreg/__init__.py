@@ -6,7 +6,7 @@ recording in chunks with :meth:`Layer.run` and gives the one-shot result.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from streamreg import filters, functional, models, optim, testing
+from streamreg import filters, functional, models, optim, streams, testing
 from streamreg.exceptions import (
     ChunkShapeError,
     DatasetNotFoundError,
@@ -17,6 +17,7 @@ from streamreg.exceptions import (
 )
 from streamreg.layer import Layer
 from streamreg.planning import parse_bytes, plan_dt
+from streamreg.runner import Runner
 from streamreg.sequential import Sequential
 
 try:
@@ -30,6 +31,7 @@ __all__ = [
     "Layer",
     "NotFittedError",
     "OutputExistsError",
+    "Runner",
     "RunnerError",
     "Sequential",
     "StreamClosedError",
@@ -40,5 +42,6 @@ __all__ = [
     "optim",
     "parse_bytes",
     "plan_dt",
+    "streams",
     "testing",
 ]

@@ -20,9 +20,10 @@ def test_every_exported_layer_is_in_the_table():
 def test_top_level_all_is_pinned():
     """streamreg.__all__ lists exactly the intended names."""
     assert sorted(streamreg.__all__) == sorted([
-        "ChunkShapeError", "DatasetNotFoundError", "Layer", "NotFittedError", "OutputExistsError", "RunnerError",
+        "ChunkShapeError", "DatasetNotFoundError", "Layer", "NotFittedError", "OutputExistsError", "Runner",
+        "RunnerError",
         "Sequential", "StreamClosedError", "__version__", "filters", "functional", "models", "optim", "parse_bytes",
-        "plan_dt", "testing",
+        "plan_dt", "streams", "testing",
     ])
     for name in streamreg.__all__:
         assert hasattr(streamreg, name), name

@@ -125,8 +125,9 @@ def test_a_stale_checkpoint_is_only_replaced_with_overwrite(recording, tmp_path)
     with Runner(model(), src, out, dt=DT, checkpoint_every=1) as runner:
         runner.stop()
     with pytest.raises(OutputExistsError, match="checkpoint of an earlier run"):
-        model().run(src, DT, output=f"{tmp_path / 'o.h5'}:/z", checkpoint_every=1) if False else model().run(
-            src, DT, output=out, checkpoint_every=1)
+        model().run(src, DT, output=out, checkpoint_every=1)
+    with pytest.raises(OutputExistsError, match="checkpoint of an earlier run"):
+        model().run(src, DT, output=out)  # no checkpointing asked: the stale one still blocks
     result = model().run(src, DT, output=out, checkpoint_every=1, overwrite=True)
     np.testing.assert_array_equal(result[:], model().run(x, DT))
     result.file.close()
@@ -200,7 +201,7 @@ def test_ln_range_run_is_within_tolerance():
 
 def test_flags_file_mode_is_left_usable_after_a_clean_run(tmp_path, recording):
     """A run that finished leaves a file that opens read-write again and no sidecar files."""
-    x, src = recording
+    _, src = recording
     out = tmp_path / "o.h5"
     model().run(src, DT, output=f"{out}:/y", checkpoint_every=3).file.close()
     with h5py.File(out, "r+") as f:

@@ -51,5 +51,11 @@ class BernoulliSpikes(Layer):
         p = -torch.expm1(-self.gain * x.clamp(min=0))
         return (u.to(x.device) < p).to(x.dtype)
 
+    @property
+    def own_history(self) -> int | None:
+        """``None``: the generator's position depends on every earlier frame, so no
+        finite look-back reproduces a later spike train (``run(start=)`` needs ``warmup``)."""
+        return None
+
     def extra_repr(self) -> str:
         return f"seed={self.seed}, gain={self.gain}"

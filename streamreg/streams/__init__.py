@@ -7,8 +7,7 @@ Every stream reads with ``get(n)``, appends with ``put(frames)``, reports
 from streamreg.streams.arrays import ArrayStream
 from streamreg.streams.base import Stream
 from streamreg.streams.generators import GeneratorStream
-
-# from streamreg.streams.hdf5 import HDF5Stream  # HDF5Stream: added by the engineer
+from streamreg.streams.hdf5 import HDF5Stream
 from streamreg.streams.noise import RandomStream
 from streamreg.streams.queues import QueueStream
 from streamreg.streams.sequences import SequenceStream
@@ -16,6 +15,7 @@ from streamreg.streams.sequences import SequenceStream
 __all__ = [
     "ArrayStream",
     "GeneratorStream",
+    "HDF5Stream",
     "QueueStream",
     "RandomStream",
     "SequenceStream",

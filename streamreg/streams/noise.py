@@ -33,6 +33,13 @@ class RandomStream(Stream):
     dtype : numpy floating dtype, default numpy.float32
         Element type of the frames.
 
+    Attributes
+    ----------
+    seed : int
+        The seed in use (drawn when ``seed=None`` was given).
+    block_frames : int
+        Frames per generated block, ``max(1, 2**20 // bytes per frame)``.
+
     Notes
     -----
     Shape: ``get(n)`` returns ``(n, *frame_shape)``; the stream never ends and

@@ -30,6 +30,11 @@ class QueueStream(Stream):
     maxsize : int, default 1024
         Most frames queued at once; ``put`` waits while the queue is full.
 
+    Attributes
+    ----------
+    maxsize : int
+        Most frames queued at once.
+
     Notes
     -----
     Shape: ``put`` takes ``(n, *frame)``; ``get(n)`` returns ``(≤ n, *frame)``;

@@ -142,7 +142,7 @@ class SequenceStream(Stream):
         self._ring.drop(overflow)
         self._ring.append(keep)
         self._dropped += overflow + len(frames) - len(keep)
-        pass
+        self._position = max(self._position, self._dropped)
 
     def _learn(self, frames: np.ndarray) -> None:
         """Take the frame shape and dtype from the first ``put``."""

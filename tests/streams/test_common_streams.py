@@ -88,7 +88,7 @@ def test_get_returns_the_stream_type_and_dtype(case):
 def test_get_returns_new_arrays(case):
     """Writing into what get returned changes neither the source data nor later reads."""
     stream, data = case.open()
-    for chunk in stream.chunks(6):
+    for chunk in itertools.islice(stream.chunks(6), -(-case.n_frames // 6)):  # all of an infinite one: never
         chunk[...] = -1
     np.testing.assert_array_equal(data, case.source())
     if case.seekable:
@@ -120,10 +120,11 @@ def test_seek_then_get_equals_slicing(case):
             stream.seek(0)
         return
     expected = case.expected()
-    for t in (5, 0, 17, case.n_frames - 1, 2, case.n_frames):
+    ends = (case.n_frames - 4,) if case.infinite else (case.n_frames - 1, case.n_frames)
+    for t in (5, 0, 17, *ends, 2):
         assert stream.seek(t) == t
         np.testing.assert_array_equal(to_numpy(stream.get(4)), expected[t : t + 4])
-        assert stream.position == min(t + 4, case.n_frames) or case.infinite
+        assert stream.position == min(t + 4, case.n_frames)
 
 
 @pytest.mark.parametrize(("bad", "error"), [(-1, ValueError), (2.0, TypeError), (True, TypeError), ("3", TypeError)])
