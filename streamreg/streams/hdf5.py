@@ -87,7 +87,9 @@ class HDF5Stream(Stream):
             check_positive_int(chunk_frames, "chunk_frames")
         self._file: h5py.File | None = None
         self._group, self._name, ds = self._open(location, name)
+        self._filename = self._group.file.filename
         self._write_pos = 0
+        self._last_length = 0
         self._ds: h5py.Dataset | None = None
         try:
             ds = self._prepare(ds)
@@ -196,9 +198,12 @@ class HDF5Stream(Stream):
     def _length(self) -> int | None:
         if self._ds is None:
             return 0
+        if not self._ds.id.valid:  # closed: the length it had
+            return self._last_length
         if self._swmr and self._mode == "r" and not self._closed:
             self._ds.refresh()
-        return int(self._ds.shape[0])
+        self._last_length = int(self._ds.shape[0])
+        return self._last_length
 
     def refresh(self) -> int:
         """Re-read the dataset's length (a SWMR reader sees frames flushed since); return it."""
@@ -206,7 +211,7 @@ class HDF5Stream(Stream):
         return self._length() or 0
 
     def _describe(self) -> str:
-        filename = self._group.file.filename if self._group is not None and self._group.id.valid else "?"
+        filename = self._filename
         return f"{filename!r}:{self._ds.name if self._ds is not None else self._name}"
 
     def _get(self, n: int) -> np.ndarray:
@@ -262,6 +267,7 @@ class HDF5Stream(Stream):
 
     def _close(self) -> None:
         self._flush()
+        self._length()
         self._release()
 
     def _release(self) -> None:

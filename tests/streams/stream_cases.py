@@ -8,13 +8,27 @@ never from the code under test reading in the same way.
 
 from __future__ import annotations
 
+import atexit
+import itertools
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+import h5py
 import numpy as np
 import torch
 
-from streamreg.streams import ArrayStream, GeneratorStream, QueueStream, RandomStream, SequenceStream, Stream
+from streamreg.streams import (
+    ArrayStream,
+    GeneratorStream,
+    HDF5Stream,
+    QueueStream,
+    RandomStream,
+    SequenceStream,
+    Stream,
+)
 
 T = 41  # prime, so most get sizes leave a ragged last read
 FRAME = (4, 3)
@@ -75,6 +89,37 @@ def _ragged_blocks(data: np.ndarray) -> GeneratorStream:
     return GeneratorStream(iter(blocks))
 
 
+_TMP = Path(tempfile.mkdtemp(prefix="streamreg-stream-cases-"))
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
+_COUNTER = itertools.count()
+
+
+def _hdf5(data: np.ndarray) -> HDF5Stream:
+    path = _TMP / f"case{next(_COUNTER)}.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=data, chunks=(5, *data.shape[1:]))
+    return HDF5Stream(f"{path}:/x")
+
+
+def _nwb(data: np.ndarray) -> HDF5Stream:
+    """An NWB TimeSeries group: the stream reads its ``data``."""
+    path = _TMP / f"case{next(_COUNTER)}.h5"
+    with h5py.File(path, "w") as f:
+        ts = f.create_group("acquisition/stimulus")
+        ts.attrs["neurodata_type"] = "TimeSeries"
+        ts["data"] = data
+    return HDF5Stream(f"{path}:/acquisition/stimulus")
+
+
+def _hdf5_written(data: np.ndarray) -> HDF5Stream:
+    """Written by an HDF5Stream in ragged puts, then read back through the same open stream."""
+    path = _TMP / f"case{next(_COUNTER)}.h5"
+    stream = HDF5Stream(f"{path}:/y", "w-", chunk_frames=4)
+    for block in np.split(data, [0, 3, 20]):
+        stream.put(block)
+    return stream
+
+
 CASES = [
     StreamCase("ArrayStream-numpy", ArrayStream, seekable=True),
     StreamCase("ArrayStream-tensor", lambda d: ArrayStream(torch.from_numpy(d)), seekable=True, tensor=True),
@@ -82,4 +127,7 @@ CASES = [
     StreamCase("SequenceStream", SequenceStream, seekable=True),
     StreamCase("QueueStream-ended", _queue),
     StreamCase("GeneratorStream-ragged", _ragged_blocks, sized=False),
+    StreamCase("HDF5Stream", _hdf5, seekable=True),
+    StreamCase("HDF5Stream-NWB", _nwb, seekable=True),
+    StreamCase("HDF5Stream-written", _hdf5_written, seekable=True),
 ]
