@@ -43,7 +43,7 @@ class _InlineIO:
         future: Future = Future()
         try:
             future.set_result(fn(*args))
-        except BaseException as exc:
+        except BaseException as exc:  # handed to the caller through the future
             future.set_exception(exc)
         return future
 
@@ -236,11 +236,13 @@ class Job:
     def _salvage(self, io: Any, exc: BaseException) -> None:
         """After a failure: write what was computed, flush, and note any second error."""
         try:
-            if self._pending is not None:
-                self._pending.result()
+            pending = getattr(self, "_pending", None)
+            if pending is not None and pending.exception() not in (None, exc):
+                raise pending.exception()
             io.submit(self._flush_quietly).result()
-        except BaseException as second:
-            exc.add_note(f"while saving the completed chunks: {type(second).__name__}: {second}")
+        except BaseException as second:  # the first error wins; this one is noted on it
+            if second is not exc:
+                exc.add_note(f"while saving the completed chunks: {type(second).__name__}: {second}")
 
     def _flush_quietly(self) -> None:
         # No checkpoint here: the failed chunk may have half-updated the state, so the

@@ -116,7 +116,7 @@ class Runner(threading.Thread):
         try:
             self._job.execute(self._stop_event)
             failed = False
-        except BaseException as exc:
+        except BaseException as exc:  # stored, and re-raised in the caller by join() or stop()
             exc.add_note(
                 f"raised in {self.name} after {self._job.frames_done} output frames "
                 f"(input frame {self._job.in_pos}); completed chunks were written"
@@ -125,9 +125,11 @@ class Runner(threading.Thread):
         finally:
             try:
                 self._result = finish_job(self._job, failed=failed)
-            except BaseException as exc:
+            except BaseException as exc:  # same path as an error in the loop
                 if self._error is None:
                     self._error = exc
+                else:
+                    self._error.add_note(f"while closing the run's files: {type(exc).__name__}: {exc}")
             self._finished.set()
             with _live_lock:
                 _live.discard(self)
