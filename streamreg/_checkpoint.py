@@ -40,6 +40,7 @@ class CheckpointFile:
     def __init__(self, filename: str, dataset: str) -> None:
         self.path = checkpoint_path(os.path.realpath(filename), dataset)
         self.location = f"{filename}:{dataset}"
+        self.lock_path = f"{os.path.realpath(filename)}.lock"  # per file: one writer per HDF5 file
         self._lock_fd: int | None = None
 
     def exists(self) -> bool:
@@ -50,12 +51,15 @@ class CheckpointFile:
         """Take the writer lock; raise ``BlockingIOError`` if a live process holds it."""
         if fcntl is None or self._lock_fd is not None:
             return
-        fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            msg = f"another process is running into {self.location} (it holds {self.path}.lock); stop it first."
+            msg = (
+                f"another run is writing into the file of {self.location} (it holds {self.lock_path}); "
+                "stop it first."
+            )
             raise BlockingIOError(msg) from None
         self._lock_fd = fd
 
@@ -65,7 +69,7 @@ class CheckpointFile:
             return
         if remove:
             with contextlib.suppress(FileNotFoundError):
-                os.remove(self.path + ".lock")
+                os.remove(self.lock_path)
         os.close(self._lock_fd)
         self._lock_fd = None
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import h5py
@@ -91,10 +91,11 @@ class ArrayWriter(Stream):
         self._out[self._n : end] = frames
         self._n = end
 
-    def result(self) -> np.ndarray:
-        """The filled array (a given array is returned itself, and must be exactly full)."""
-        assert self._out is not None
-        if self._given and self._n != len(self._out):
+    def result(self, *, complete: bool = True) -> np.ndarray:
+        """The filled array; a given array is returned itself, and must be full if the run ``complete``d."""
+        if self._out is None:
+            return np.empty((0,), dtype=np.float32)
+        if complete and self._given and self._n != len(self._out):
             msg = f"output array has {len(self._out)} frames; the input gave {self._n}."
             raise ChunkShapeError(msg)
         return self._out if self._given else self._out[: self._n]
@@ -108,8 +109,7 @@ class OutputSpec:
     owned: bool = False  # the run opened it and closes it
     filename: str | None = None  # HDF5 outputs: for checkpoints and SWMR
     dataset: str | None = None
-    created_file: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    given_stream: bool = False  # the caller passed this stream: returned as is, never closed
 
 
 def open_writer(
@@ -141,7 +141,7 @@ def open_writer(
             why = "closed" if output.closed else "not writable"
             msg = f"output stream {output!r} is {why}."
             raise ValueError(msg)
-        return OutputSpec(output)
+        return OutputSpec(output, given_stream=True)
     mode = "a" if append else ("w" if overwrite else "w-")
     kw = {"frame_shape": None, "dtype": None, "chunk_frames": chunk_frames, "swmr": swmr}
     if isinstance(output, h5py.Dataset):

@@ -79,6 +79,7 @@ class Job:
     frames_done: int = 0  # output frames written (updated by the I/O thread)
     chunks_done: int = 0
     finished: bool = False  # the input ended or ``end`` was reached
+    resumed: bool = False  # started from a checkpoint
     _abort: threading.Event = field(default_factory=threading.Event)
 
     # -- sizes -----------------------------------------------------------------
@@ -121,10 +122,11 @@ class Job:
         sizes = self._sizes()
         read = io.submit(self._read, next(sizes, 0))
         self._pending: Future | None = None
+        self._saving: Future | None = None
         with torch.no_grad():
             while True:
                 x = read.result()
-                if x is None:  # stopped while waiting for input
+                if x is None:  # stopped while waiting for input (nothing was taken from it)
                     self._empty_output(io)
                     return
                 if len(x) == 0:
@@ -133,12 +135,14 @@ class Job:
                     return
                 first = self.in_pos
                 self.in_pos += len(x)
-                read = io.submit(self._read, next(sizes, 0))
+                # Once stopping, read no further: the chunk in hand (already taken from the
+                # stream) is still computed and written, so no frame is dropped.
+                stopping = self._stopping()
+                read = _done(None) if stopping else io.submit(self._read, next(sizes, 0))
                 y, ready = self._compute(x, first)
                 if self.chunks_done == 0:
                     check_first_output(self.output.writer, tuple(y.shape[1:]), _numpy_dtype(y))
-                if self._pending is not None:
-                    self._pending.result()  # at most one chunk waits to be written
+                self._wait_for_io()  # at most one chunk waits to be written
                 self._pending = io.submit(self._write, y, ready)
                 self.out_pos += len(y)
                 self.chunks_done += 1
@@ -146,11 +150,18 @@ class Job:
                 if self.end is not None and self.in_pos >= self.end:
                     self.finished = True
                 elif self.checkpoint_every and self.chunks_done % self.checkpoint_every == 0:
-                    io.submit(self._save_checkpoint, self._record())
-                if self.finished or self._stopping():
-                    self._abort.set()  # a prefetch blocked on a queue gives up
-                    self._pending.result()
+                    self._saving = io.submit(self._save_checkpoint, self._record())
+                if self.finished or stopping:
+                    self._abort.set()
+                    self._wait_for_io()
                     return
+
+    def _wait_for_io(self) -> None:
+        """Wait for the pending write and checkpoint; raise their errors here."""
+        for future in (self._pending, self._saving):
+            if future is not None:
+                future.result()
+        self._saving = None
 
     def _empty_output(self, io: Any) -> None:
         """No frame at all: give the output its frame shape from one probe frame."""

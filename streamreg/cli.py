@@ -46,7 +46,6 @@ def load_model(spec: str, weights: str | None = None) -> Any:
 
     Weights load with ``torch.load(weights_only=True)``: tensors only, no pickled code runs.
     """
-    import torch
 
     from streamreg.layer import Layer
 
@@ -66,19 +65,52 @@ def load_model(spec: str, weights: str | None = None) -> Any:
         raise TypeError(msg)
     if weights is not None:
         try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            detail = next((ln.strip() for ln in str(exc).splitlines() if "Unsupported" in ln), "")
-            msg = f"--weights {weights!r} holds more than tensors and was refused (weights_only=True). {detail}"
+            model.load_state_dict(_load_weights(weights))
+        except RuntimeError as exc:  # missing, unexpected or mis-shaped keys
+            text = " ".join(str(exc).split())
+            msg = f"--weights {weights!r} does not fit {spec}: {text}"
             raise ValueError(msg) from None
-        if not isinstance(state, dict):
-            msg = f"--weights {weights!r} holds a {type(state).__name__}, not a state_dict."
-            raise TypeError(msg)
-        model.load_state_dict(state)
     return model
 
 
+def _load_weights(weights: str) -> dict[str, Any]:
+    import torch
+
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        detail = next((ln.strip() for ln in str(exc).splitlines() if "Unsupported" in ln), "")
+        if not detail:
+            msg = f"--weights {weights!r} is not a file saved with torch.save: {str(exc).splitlines()[0]}"
+            raise ValueError(msg) from None
+        msg = f"--weights {weights!r} holds more than tensors and was refused (weights_only=True). {detail}"
+        raise ValueError(msg) from None
+    except RuntimeError as exc:  # a truncated or foreign file
+        msg = f"--weights {weights!r} cannot be read as a torch.save file: {str(exc).splitlines()[0]}"
+        raise ValueError(msg) from None
+    if not isinstance(state, dict):
+        msg = f"--weights {weights!r} holds a {type(state).__name__}, not a state_dict."
+        raise TypeError(msg)
+    return state
+
+
+def _check_device(name: str | None) -> None:
+    import torch
+
+    if name is None:
+        return
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        msg = f"--device must be a torch device such as cpu, cuda or cuda:1; got {name!r}."
+        raise ValueError(msg) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        msg = f"--device {name}: this machine has no CUDA device (torch.cuda.is_available() is False)."
+        raise ValueError(msg)
+
+
 def _run(args: argparse.Namespace) -> int:
+    _check_device(args.device)
     model = load_model(args.model, args.weights)
     result = model.run(args.input, args.dt, output=args.output, device=args.device, overwrite=args.overwrite,
                        checkpoint_every=args.checkpoint_every, resume=args.resume, progress=not args.no_progress)

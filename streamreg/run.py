@@ -15,7 +15,7 @@ from streamreg._h5repair import clear_status_flags
 from streamreg._hdf5 import H5Files, parse_h5_path, superblock_version
 from streamreg._loop import Job
 from streamreg._validation import check_bool, check_dt, check_nonnegative_int, check_positive_int
-from streamreg.exceptions import OutputExistsError
+from streamreg.exceptions import ChunkShapeError, OutputExistsError
 from streamreg.layer import module_device
 from streamreg.planning import parse_bytes, plan_dt
 from streamreg.streams.base import Stream
@@ -66,6 +66,7 @@ def prepare_job(
                           checkpoint_every, resume, swmr)
     files = H5Files()
     ckpt: CheckpointFile | None = None
+    record = None
     try:
         ckpt, record, swmr = _reserve_output(output, files, opts)
         reader = open_reader(input, files)
@@ -74,13 +75,15 @@ def prepare_job(
         device = torch.device(device) if device is not None else module_device(layer)
         if opts["reset"]:
             layer.reset_state()
-        first, end = _frame_range(layer, reader, opts, endless)
+        first, start, end = _frame_range(layer, reader, opts, endless)
         dtype = layer.compute_dtype(reader.dtype)
         dt = _plan(layer, reader, opts, dtype, device, first, end)
-        job = _make_job(layer, reader, output, files, ckpt, record, opts, swmr, dt, device, dtype, first, end)
+        job = _make_job(layer, reader, output, files, ckpt, record, opts, swmr, dt, device, dtype, first, start, end)
     except BaseException:
         if ckpt is not None:
-            ckpt.unlock()
+            if record is None:  # this call made the first checkpoint, if any: nothing ran
+                ckpt.remove()
+            ckpt.unlock(remove=True)
         files.close(failed=True)
         raise
     return job
@@ -93,18 +96,36 @@ def finish_job(job: Job, *, failed: bool = False, keep_open: bool = False) -> An
     keep = None
     try:
         if not failed:
-            if isinstance(writer, ArrayWriter):
-                result = writer.result()
-            elif job.output.owned and isinstance(writer, HDF5Stream):
-                result = writer.dataset if keep_open else f"{job.output.filename}:{job.output.dataset}"
-                keep = writer.file if keep_open else None
-            else:
-                result = writer
+            result = _result(job, keep_open)
+            keep = result.file if isinstance(result, h5py.Dataset) and keep_open and job.output.owned else None
     finally:
         if job.checkpoint is not None:
-            job.checkpoint.unlock(remove=job.finished)
+            if failed and job.out_pos == 0 and not job.resumed:
+                job.checkpoint.remove()  # nothing was written: no run to resume
+            job.checkpoint.unlock(remove=job.finished or (failed and job.out_pos == 0))
+        if isinstance(writer, HDF5Stream) and not job.output.given_stream:
+            writer.close()
         job.files.close(keep=keep, failed=failed)
     return result
+
+
+def _result(job: Job, keep_open: bool) -> Any:
+    writer = job.output.writer
+    if isinstance(writer, ArrayWriter):
+        return writer.result(complete=job.finished)
+    if job.output.given_stream:
+        return writer
+    assert isinstance(writer, HDF5Stream)
+    ds = writer.dataset
+    if job.finished and not writer.resizable and len(writer) != writer.frames_written:
+        msg = (
+            f"output dataset {ds.name!r} holds {len(writer)} frames and cannot be resized; "
+            f"the input gave {writer.frames_written}."
+        )
+        raise ChunkShapeError(msg)
+    if job.output.owned and not keep_open:
+        return f"{job.output.filename}:{job.output.dataset}"
+    return ds
 
 
 # -- checks ----------------------------------------------------------------------
@@ -160,11 +181,11 @@ def _reserve_output(output: Any, files: H5Files, opts: dict[str, Any]) -> tuple[
     try:
         ckpt.lock()
         record = _load_or_refuse(ckpt, opts)
-        if isinstance(output, str) and os.path.exists(path):
-            clear_status_flags(path)  # a killed SWMR writer leaves them set; we hold the lock
+        if record is not None and isinstance(output, str) and os.path.exists(path):
+            clear_status_flags(path)  # resume: a killed SWMR writer leaves them set; we hold the file's lock
         swmr = _open_output_file(output, path, files, record, opts, swmr)
     except BaseException:
-        ckpt.unlock()
+        ckpt.unlock(remove=True)
         raise
     if not wants_ckpt:  # overwrite=True replaced a stale checkpoint; this run keeps none
         ckpt.unlock(remove=True)
@@ -215,11 +236,19 @@ def _load_or_refuse(ckpt: CheckpointFile, opts: dict[str, Any]) -> dict[str, Any
     return None
 
 
-def _frame_range(layer: Any, reader: Stream, opts: dict[str, Any], endless: bool) -> tuple[int, int | None]:
-    """Absolute input frames ``[first, end)`` to read; output covers ``[start, end)``."""
+def _frame_range(layer: Any, reader: Stream, opts: dict[str, Any], endless: bool) -> tuple[int, int, int | None]:
+    """Absolute input frames ``[first, end)`` to read and the first output frame ``start``.
+
+    ``start``/``stop``/``n_frames`` count from the reader's current position.
+    """
+    origin = reader.position
     start, stop, n_frames = opts["start"], opts["stop"], opts["n_frames"]
     # a queue's len() is what it holds now, not its total
-    length = None if reader.infinite or reader.blocking else reader._length()
+    total = None if reader.infinite or reader.blocking else reader._length()
+    length = None if total is None else total - origin
+    if length is not None and start > length:
+        msg = f"start={start} is past the end of the input, which has {length} frames."
+        raise ValueError(msg)
     if stop is not None:
         end: int | None = stop
     elif n_frames is not None:
@@ -236,11 +265,12 @@ def _frame_range(layer: Any, reader: Stream, opts: dict[str, Any], endless: bool
         msg = f"{what} is past the end of the input, which has {length} frames."
         raise ValueError(msg)
     first = start - _lead(layer, start, opts["warmup"])
-    if (first > 0 or opts["resume"]) and not reader.seekable():
-        what = "resume=True" if opts["resume"] else f"start={start}"
-        msg = f"{what} needs an input that can seek; {type(reader).__name__} cannot."
-        raise ValueError(msg)
-    return first, end
+    for needed, what in ((first > 0, f"start={start}"), (opts["every"] is not None, "checkpoint_every"),
+                         (opts["resume"], "resume=True")):
+        if needed and not reader.seekable():
+            msg = f"{what} needs an input that can seek; {type(reader).__name__} cannot."
+            raise ValueError(msg)
+    return origin + first, origin + start, None if end is None else origin + end
 
 
 def _lead(layer: Any, start: int, warmup: int | None) -> int:
@@ -274,16 +304,18 @@ def _plan(
 
 def _make_job(
     layer: Any, reader: Stream, output: Any, files: H5Files, ckpt: CheckpointFile | None, record: Any,
-    opts: dict[str, Any], swmr: bool, dt: int, device: Any, dtype: torch.dtype, first: int, end: int | None,
+    opts: dict[str, Any], swmr: bool, dt: int, device: Any, dtype: torch.dtype, first: int, start: int,
+    end: int | None,
 ) -> Job:
-    start = opts["start"]
     base = {}
     if ckpt is not None:
         base = {"model": model_fingerprint(layer), "input": input_fingerprint(reader), "output": ckpt.location,
                 "dt": dt, "start": start, "end": end, "first": first, "swmr": swmr}
     total = None if end is None else end - start
-    spec = open_writer(output, files, n=total, overwrite=opts["overwrite"],
-                       append=record is not None, swmr=swmr, chunk_frames=min(dt, total or dt) or 1)
+    spec = open_writer(output, files, n=total, overwrite=opts["overwrite"], append=record is not None, swmr=swmr)
+    if ckpt is not None and isinstance(spec.writer, HDF5Stream) and not spec.writer.resizable:
+        msg = "checkpoint_every and resume need an output dataset resizable along time (maxshape (None, ...))."
+        raise ValueError(msg)
     job = Job(layer, reader, spec, files, dt, device, dtype, start, end, first, progress=False,
               checkpoint=ckpt, checkpoint_every=opts["every"] or (record or {}).get("every"), checkpoint_base=base)
     job.checkpoint_base["every"] = job.checkpoint_every
@@ -307,6 +339,7 @@ def _restore(job: Job, record: dict[str, Any], base: dict[str, Any]) -> None:
                 "Resume with the same model, input and options, or start again with overwrite=True."
             )
             raise ValueError(msg)
+    job.resumed = True
     job.layer.set_state(record["state"])
     job.in_pos, job.out_pos = int(record["in_pos"]), int(record["out_pos"])
     job.frames_done, job.chunks_done = job.out_pos, int(record["chunks"])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+import traceback
 from typing import Any
 
 from streamreg._loop import Job
@@ -135,9 +137,15 @@ class Runner(threading.Thread):
                 _live.discard(self)
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for the thread to end; re-raise its exception (once) in the caller's thread."""
+        """Wait for the thread to end; re-raise its exception (once) in the caller's thread.
+
+        On a Runner that was never started, release its files and lock: it will not run.
+        """
         if self._started.is_set():  # type: ignore[attr-defined]
             super().join(timeout)
+        elif not self._finished.is_set():
+            self._result = finish_job(self._job, failed=True)
+            self._finished.set()
         self._raise()
 
     def stop(self, timeout: float | None = None) -> None:
@@ -169,13 +177,21 @@ class Runner(threading.Thread):
 
 
 def _stop_all() -> None:
-    """Ask every live Runner to stop, so interpreter exit does not wait on an endless input."""
+    """At interpreter exit: stop every live Runner and wait for it, so its output is flushed and
+    its checkpoint saved before the I/O threads are shut down. An error nobody will join is
+    printed to stderr, the only place left to report it."""
     with _live_lock:
         runners = list(_live)
     for runner in runners:
         runner._stop_event.set()
+    for runner in runners:
+        threading.Thread.join(runner)
+        if runner.error is not None and not runner._raised:
+            traceback.print_exception(runner.error, file=sys.stderr)
 
 
-# Runs before non-daemon threads are joined at interpreter exit (atexit runs after, too late);
-# concurrent.futures uses the same hook.
+# Runs before non-daemon threads are joined at interpreter exit (atexit runs after, too late).
+# concurrent.futures registers its own hook (shutting down executors) when it is imported,
+# before this module; hooks run last-registered first, so the Runners stop while their
+# I/O threads still work.
 threading._register_atexit(_stop_all)

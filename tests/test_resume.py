@@ -81,7 +81,7 @@ def test_resume_after_sigkill_is_bit_identical(recording, tmp_path):
     finally:
         result.file.close()
     assert not ckpt.exists()
-    assert not Path(f"{ckpt}.lock").exists()
+    assert not Path(f"{out}.lock").exists()
 
 
 def test_resume_refuses_a_missing_checkpoint_and_a_different_model_or_input(recording, tmp_path):

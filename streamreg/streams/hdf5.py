@@ -262,7 +262,7 @@ class HDF5Stream(Stream):
         self._flush()
 
     def _flush(self) -> None:
-        if self._mode != "r" and self._ds is not None:
+        if self._mode != "r" and self._ds is not None and self._ds.id.valid:
             self._ds.file.flush()
 
     def _close(self) -> None:
@@ -276,6 +276,11 @@ class HDF5Stream(Stream):
         self._file = None
 
     # -- creation -------------------------------------------------------------
+    @property
+    def resizable(self) -> bool:
+        """True unless the dataset exists with a fixed length."""
+        return self._ds is None or self._ds.maxshape[0] is None
+
     def _create(self, frame: tuple[int, ...], dtype: np.dtype) -> None:
         self._ds = create_time_dataset(self._group, self._name, frame, dtype, **self._create_kw)
         self._write_pos = 0
