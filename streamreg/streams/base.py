@@ -159,9 +159,9 @@ class Stream:
         if not self.seekable():
             error = self._unsupported("seek", "it is not seekable")
             raise error
-        n = self._length()
-        if n is not None and t > n:
-            msg = f"t must be a frame index in [0, {n}] for this {type(self).__name__}; got {t}."
+        first, end, why = self._seek_bounds()
+        if t < first or (end is not None and t > end):
+            msg = f"t must be a frame index in [{first}, {end}] for this {type(self).__name__}{why}; got {t}."
             raise ValueError(msg)
         self._seek(t)
         self._position = t
@@ -204,6 +204,10 @@ class Stream:
 
     def _seek(self, t: int) -> None:
         raise NotImplementedError
+
+    def _seek_bounds(self) -> tuple[int, int | None, str]:
+        """First and last frame ``seek`` accepts (``None``: no end), and why earlier ones are not."""
+        return 0, self._length(), ""
 
     def _close(self) -> None:
         """Release resources (called once)."""

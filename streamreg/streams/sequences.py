@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from streamreg._validation import check_nonnegative_int, check_numeric_dtype, check_positive_int, shape_text
+from streamreg._validation import check_numeric_dtype, check_positive_int, shape_text
 from streamreg.exceptions import ChunkShapeError
 from streamreg.streams.base import Stream, as_frames
 
@@ -106,20 +106,14 @@ class SequenceStream(Stream):
         ring = self._require_ring("array")
         return ring.read(0, ring.held)
 
-    def seek(self, t: int) -> int:
-        """Move the read position to absolute frame ``t``, held or at the end; return it."""
-        self._check_open("seek")
-        t = check_nonnegative_int(t, "t")
-        self._seek(t)
-        self._position = t
-        return t
+    def _seek_bounds(self) -> tuple[int, int, str]:
+        """Positions count every frame ever put: those dropped from the ring cannot be sought."""
+        first = self._dropped
+        why = f"; frames before {first} were dropped from the ring" if first else ""
+        return first, first + self._length(), why
 
     def _seek(self, t: int) -> None:
-        first, end = self._dropped, self._dropped + self._length()
-        if not first <= t <= end:
-            why = f"; frames before {first} were dropped from the ring" if first else ""
-            msg = f"t must be a frame index in [{first}, {end}] for this SequenceStream{why}; got {t}."
-            raise ValueError(msg)
+        """Nothing to do: reads index the ring at the position."""
 
     def _length(self) -> int:
         return 0 if self._ring is None else self._ring.held
