@@ -40,7 +40,7 @@ from __future__ import annotations
 import os
 from typing import BinaryIO, NamedTuple
 
-__all__ = ["clear_status_flags", "read_status_flags"]
+__all__ = ["clear_status_flags", "read_status_flags", "superblock_version"]
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _FIRST_PROBE = 512  # after offset 0, HDF5 looks at 512, 1024, 2048, ...
@@ -250,6 +250,16 @@ def _cleared(sb: _Superblock, eof: int) -> bytes:
     body[_FLAGS_AT] = 0
     body[eof_at : eof_at + width] = eof.to_bytes(width, "little")
     return bytes(body) + _lookup3(bytes(body)).to_bytes(_CHECKSUM_SIZE, "little")
+
+
+def superblock_version(path: str | os.PathLike[str]) -> int:
+    """Superblock version of an HDF5 file: 3 for ``libver="latest"``, which SWMR needs; 0 if unreadable."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as fh:
+            return _read_superblock(fh, name).version
+    except OSError:
+        return 0
 
 
 def read_status_flags(path: str | os.PathLike[str]) -> int:

@@ -9,7 +9,7 @@ import h5py
 
 from streamreg.exceptions import DatasetNotFoundError
 
-__all__ = ["H5Files", "list_datasets", "parse_h5_path", "resolve_dataset", "superblock_version"]
+__all__ = ["H5Files", "list_datasets", "parse_h5_path", "resolve_dataset"]
 
 _MAX_LISTED = 20
 
@@ -99,11 +99,3 @@ class H5Files:
                 os.remove(key)
         self._files.clear()
 
-
-def superblock_version(path: str) -> int:
-    """Superblock version of an HDF5 file (3 for ``libver="latest"``, which SWMR needs); 0 if unreadable."""
-    try:
-        with h5py.File(path, "r") as f:
-            return int(f.id.get_create_plist().get_version()[0])
-    except OSError:
-        return 0

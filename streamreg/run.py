@@ -11,8 +11,8 @@ import torch
 
 from streamreg._checkpoint import CheckpointFile, input_fingerprint, model_fingerprint
 from streamreg._endpoints import ArrayWriter, open_reader, open_writer
-from streamreg._h5repair import clear_status_flags
-from streamreg._hdf5 import H5Files, parse_h5_path, superblock_version
+from streamreg._h5repair import clear_status_flags, superblock_version
+from streamreg._hdf5 import H5Files, parse_h5_path
 from streamreg._loop import Job
 from streamreg._validation import check_bool, check_dt, check_nonnegative_int, check_positive_int
 from streamreg.exceptions import ChunkShapeError, OutputExistsError

@@ -204,3 +204,18 @@ def test_older_superblocks_need_nothing(tmp_path, libver):
     assert read_status_flags(path) == 0
     assert clear_status_flags(path) is False
     assert path.read_bytes() == original
+
+
+def test_superblock_version_matches_what_hdf5_reports(tmp_path):
+    """superblock_version agrees with HDF5's own file-creation property list, and is 0 for other files."""
+    from streamreg._h5repair import superblock_version
+
+    for libver in ("earliest", "latest"):
+        path = tmp_path / f"{libver}.h5"
+        with h5py.File(path, "w", libver=libver) as f:
+            f["x"] = np.arange(3)
+            expected = f.id.get_create_plist().get_version()[0]
+        assert superblock_version(path) == expected
+    (tmp_path / "text.txt").write_text("not hdf5")
+    assert superblock_version(tmp_path / "text.txt") == 0
+    assert superblock_version(tmp_path / "missing.h5") == 0
