@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from streamreg._hdf5 import H5Files, parse_h5_path, resolve_dataset
-from streamreg._validation import check_numeric_dtype
+from streamreg._validation import check_numeric_dtype, check_recording
 from streamreg.exceptions import ChunkShapeError, OutputExistsError
 from streamreg.streams.arrays import ArrayStream
 from streamreg.streams.base import Stream
@@ -34,26 +34,19 @@ def open_reader(input: Any, files: H5Files, name: str = "input") -> Stream:  # n
             raise ValueError(msg)
         return input
     if isinstance(input, (np.ndarray, torch.Tensor)):
-        _check_time_first(input, name)
+        check_recording(input, name)
         return ArrayStream(input)
     if isinstance(input, h5py.Dataset):
-        _check_time_first(input, name)
+        check_recording(input, name)
         return HDF5Stream(input, "r")
     if isinstance(input, str):
         path, dataset = parse_h5_path(input, name)
         group = files.open(path, write=False, name=name)
         ds = resolve_dataset(group, dataset, name)
-        _check_time_first(ds, name)
+        check_recording(ds, name)
         return HDF5Stream(ds, "r")
     msg = f"{name} must be {_INPUT_FORMS}; got {type(input).__name__}."
     raise TypeError(msg)
-
-
-def _check_time_first(data: Any, name: str) -> None:
-    if len(data.shape) == 0:
-        msg = f"{name} must have shape (T, *frame) with time on axis 0; got a 0-d array."
-        raise ChunkShapeError(msg)
-    check_numeric_dtype(data.dtype, name)
 
 
 class ArrayWriter(Stream):

@@ -13,8 +13,7 @@ import numpy as np
 import torch
 
 from streamreg._hdf5 import H5Files, parse_h5_path, resolve_dataset
-from streamreg._validation import check_numeric_dtype
-from streamreg.exceptions import ChunkShapeError
+from streamreg._validation import check_recording
 
 __all__ = ["Source", "open_input", "to_tensor"]
 
@@ -29,11 +28,7 @@ class Source:
     name: str
 
     def __post_init__(self) -> None:
-        shape = tuple(self.data.shape)
-        if len(shape) == 0:
-            msg = f"{self.name} must have shape (T, *frame) with time on axis 0; got a 0-d array."
-            raise ChunkShapeError(msg)
-        check_numeric_dtype(self.data.dtype, self.name)
+        shape = check_recording(self.data, self.name)
         self.n_frames = shape[0]
         self.frame_shape = shape[1:]
 

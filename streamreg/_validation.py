@@ -106,6 +106,16 @@ def _is_torch_int(dtype: torch.dtype) -> bool:
     return not dtype.is_floating_point and not dtype.is_complex and dtype != torch.bool
 
 
+def check_recording(data: Any, name: str) -> tuple[int, ...]:
+    """A time-first recording (array, tensor, h5py dataset) must have a time axis and numbers; return its shape."""
+    shape = tuple(data.shape)
+    if len(shape) == 0:
+        msg = f"{name} must have shape (T, *frame) with time on axis 0; got a 0-d array."
+        raise ChunkShapeError(msg)
+    check_numeric_dtype(data.dtype, name)
+    return shape
+
+
 def shape_text(shape: Sequence[Any]) -> str:
     """Format a shape such as ``("T", 20, 20)`` as ``(T, 20, 20)``."""
     inner = ", ".join(str(s) for s in shape)

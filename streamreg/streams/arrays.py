@@ -7,8 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from streamreg._validation import check_numeric_dtype
-from streamreg.exceptions import ChunkShapeError
+from streamreg._validation import check_recording
 from streamreg.streams.base import Stream
 
 __all__ = ["ArrayStream"]
@@ -40,7 +39,7 @@ class ArrayStream(Stream):
 
     def __init__(self, data: np.ndarray | torch.Tensor) -> None:
         data = _check_data(data)
-        super().__init__(tuple(data.shape[1:]), check_numeric_dtype(data.dtype, "data"))
+        super().__init__(check_recording(data, "data")[1:], data.dtype)
         self._data: np.ndarray | torch.Tensor | None = data
         self._n_frames = int(data.shape[0])
 
@@ -72,7 +71,4 @@ def _check_data(data: Any) -> np.ndarray | torch.Tensor:
     if not isinstance(data, (np.ndarray, torch.Tensor)):
         msg = f"data must be a numpy array or a torch tensor of shape (T, *frame); got {type(data).__name__}."
         raise TypeError(msg)
-    if data.ndim == 0:
-        msg = "data must have shape (T, *frame) with time on axis 0; got a 0-d array."
-        raise ChunkShapeError(msg)
     return data
