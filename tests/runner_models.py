@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 
 from streamreg import Layer, Sequential
@@ -31,6 +32,22 @@ def model(seconds: float = 0.0) -> Sequential:
 def slow_model() -> Sequential:
     """The same model, sleeping 20 ms per chunk."""
     return model(0.02)
+
+
+def one_shot(layer: torch.nn.Module, frames) -> np.ndarray:
+    """``layer`` applied to a whole recording in one plain call: the reference for chunked runs."""
+    with torch.no_grad():
+        return layer(torch.as_tensor(frames)).numpy()
+
+
+def wait_for(predicate, timeout: float = 20.0) -> bool:
+    """Poll ``predicate`` every 10 ms until it holds (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
 
 
 def not_a_layer() -> int:

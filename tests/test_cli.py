@@ -53,16 +53,9 @@ def _recording(tmp_path):
     return x, f"{tmp_path / 'in.h5'}:/x"
 
 
-def _one_shot(model, x):
-    import torch
-
-    with torch.no_grad():
-        return model(torch.from_numpy(x)).numpy()
-
-
 def test_run_subcommand_end_to_end(tmp_path):
     """`python -m streamreg run` writes the model's output, shows a progress bar and says what it wrote."""
-    from tests.runner_models import model
+    from tests.runner_models import model, one_shot
 
     x, src = _recording(tmp_path)
     out = f"{tmp_path / 'out.h5'}:/y"
@@ -74,14 +67,14 @@ def test_run_subcommand_end_to_end(tmp_path):
     assert "wrote 120 frames" in done.stdout
     assert "120/120" in done.stderr  # the tqdm bar
     with h5py.File(tmp_path / "out.h5", "r") as f:
-        np.testing.assert_array_equal(f["y"][:], _one_shot(model(), x))
+        np.testing.assert_array_equal(f["y"][:], one_shot(model(), x))
 
 
 def test_run_loads_weights_without_executing_pickled_code(tmp_path, capsys):
     """--weights loads a state_dict; a file holding pickled code is refused and the code never runs."""
     import torch
 
-    from tests.runner_models import model
+    from tests.runner_models import model, one_shot
 
     x, src = _recording(tmp_path)
     tuned = model()
@@ -92,7 +85,7 @@ def test_run_loads_weights_without_executing_pickled_code(tmp_path, capsys):
     assert main(["run", "tests.runner_models:model", src, out, "--dt", "7", "--weights", str(tmp_path / "w.pt"),
                  "--no-progress"]) == 0
     with h5py.File(tmp_path / "o.h5", "r") as f:
-        np.testing.assert_array_equal(f["y"][:], _one_shot(tuned, x))
+        np.testing.assert_array_equal(f["y"][:], one_shot(tuned, x))
     marker = tmp_path / "pwned"
     torch.save({"w": _Evil(str(marker))}, tmp_path / "evil.pt")
     assert main(["run", "tests.runner_models:model", src, f"{tmp_path / 'e.h5'}:/y", "--dt", "7",

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import h5py
@@ -17,7 +16,7 @@ import torch
 from streamreg import OutputExistsError
 from streamreg.filters import LowPass, TemporalFIR
 from streamreg.models import LN
-from tests.runner_models import model
+from tests.runner_models import model, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 T, FRAME, DT = 600, (4, 3), 20
@@ -35,15 +34,6 @@ def recording(tmp_path):
 
 def _child(code: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def _wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def _checkpointed_frames(ckpt: Path) -> int:
@@ -65,7 +55,7 @@ def test_resume_after_sigkill_is_bit_identical(recording, tmp_path):
     ckpt = Path(f"{out}.y.ckpt")
     with child:
         try:
-            started = _wait_for(lambda: _checkpointed_frames(ckpt) >= 4 * DT)
+            started = wait_for(lambda: _checkpointed_frames(ckpt) >= 4 * DT)
             child.send_signal(signal.SIGKILL)
             child.wait(timeout=10)
         finally:

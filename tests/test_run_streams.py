@@ -10,6 +10,7 @@ import torch
 
 from streamreg.filters import LowPass, TemporalFIR
 from streamreg.streams import ArrayStream, GeneratorStream, QueueStream, RandomStream, SequenceStream
+from tests.runner_models import one_shot
 
 FRAME = (3, 2)
 
@@ -20,17 +21,12 @@ def x():
     return np.random.default_rng(4).normal(size=(97, *FRAME)).astype(np.float32)
 
 
-def _one_shot(layer, frames):
-    with torch.no_grad():
-        return layer(torch.as_tensor(frames)).numpy()
-
-
 @pytest.mark.parametrize("dt", [1, 5, 97, 200])
 def test_stream_in_stream_out_equals_one_shot(x, dt):
     """An ArrayStream through a recursive filter into a SequenceStream gives the one-shot output."""
     out = SequenceStream()
     assert LowPass(3.0).run(ArrayStream(x), dt, output=out) is out
-    np.testing.assert_array_equal(out.array(), _one_shot(LowPass(3.0), x))
+    np.testing.assert_array_equal(out.array(), one_shot(LowPass(3.0), x))
 
 
 def test_a_stream_is_read_from_its_position(x):
@@ -38,7 +34,7 @@ def test_a_stream_is_read_from_its_position(x):
     stream = ArrayStream(x)
     stream.get(10)
     y = TemporalFIR(torch.ones(3)).run(stream, 8)
-    np.testing.assert_array_equal(y, _one_shot(TemporalFIR(torch.ones(3)), x[10:]))
+    np.testing.assert_array_equal(y, one_shot(TemporalFIR(torch.ones(3)), x[10:]))
 
 
 def test_infinite_input_needs_n_frames():
@@ -46,7 +42,7 @@ def test_infinite_input_needs_n_frames():
     with pytest.raises(ValueError, match="infinite; pass n_frames="):
         LowPass(2.0).run(RandomStream(FRAME, seed=1), 10)
     y = LowPass(2.0).run(RandomStream(FRAME, seed=1), 7, n_frames=50)
-    np.testing.assert_array_equal(y, _one_shot(LowPass(2.0), RandomStream(FRAME, seed=1).get(50)))
+    np.testing.assert_array_equal(y, one_shot(LowPass(2.0), RandomStream(FRAME, seed=1).get(50)))
 
 
 def test_unknown_length_runs_to_the_end_and_n_frames_caps_it(x):
@@ -56,9 +52,9 @@ def test_unknown_length_runs_to_the_end_and_n_frames_caps_it(x):
 
     with pytest.raises(ValueError, match="needs the input's length; pass dt="):
         LowPass(2.0).run(gen())
-    np.testing.assert_array_equal(LowPass(2.0).run(gen(), 9), _one_shot(LowPass(2.0), x))
-    np.testing.assert_array_equal(LowPass(2.0).run(gen(), 9, n_frames=40), _one_shot(LowPass(2.0), x[:40]))
-    np.testing.assert_array_equal(LowPass(2.0).run(gen(), 9, n_frames=500), _one_shot(LowPass(2.0), x))
+    np.testing.assert_array_equal(LowPass(2.0).run(gen(), 9), one_shot(LowPass(2.0), x))
+    np.testing.assert_array_equal(LowPass(2.0).run(gen(), 9, n_frames=40), one_shot(LowPass(2.0), x[:40]))
+    np.testing.assert_array_equal(LowPass(2.0).run(gen(), 9, n_frames=500), one_shot(LowPass(2.0), x))
 
 
 def test_known_length_shorter_than_n_frames_is_refused(x):
@@ -80,7 +76,7 @@ def test_queue_fed_by_another_thread(x):
     producer.start()
     y = LowPass(2.0).run(queue, 5)
     producer.join(timeout=10)
-    np.testing.assert_array_equal(y, _one_shot(LowPass(2.0), x))
+    np.testing.assert_array_equal(y, one_shot(LowPass(2.0), x))
 
 
 def test_reset_false_continues_into_the_same_output_stream(x):
@@ -88,7 +84,7 @@ def test_reset_false_continues_into_the_same_output_stream(x):
     lp, out = LowPass(4.0), SequenceStream()
     lp.run(x[:40], 6, output=out)
     lp.run(x[40:], 6, output=out, reset=False)
-    np.testing.assert_array_equal(out.array(), _one_shot(LowPass(4.0), x))
+    np.testing.assert_array_equal(out.array(), one_shot(LowPass(4.0), x))
 
 
 def test_empty_stream_gives_an_empty_output_with_the_frame_shape():

@@ -16,7 +16,7 @@ import torch
 from streamreg import ChunkShapeError, RunnerError, Sequential, StreamClosedError
 from streamreg.runner import Runner
 from streamreg.streams import ArrayStream, GeneratorStream, QueueStream, RandomStream, SequenceStream
-from tests.runner_models import model
+from tests.runner_models import model, one_shot, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAME = (3, 2)
@@ -63,7 +63,7 @@ def test_runner_hdf5_to_hdf5_equals_one_shot(x, tmp_path, dt):
     assert runner.frames_done == len(x)
     assert runner.result == f"{tmp_path / 'out.h5'}:/y"
     with h5py.File(tmp_path / "out.h5", "r") as f:
-        np.testing.assert_array_equal(f["y"][:], _one_shot(x))
+        np.testing.assert_array_equal(f["y"][:], one_shot(model(), x))
 
 
 @pytest.mark.parametrize("form", ["array", "tensor", "stream", "generator"])
@@ -77,7 +77,7 @@ def test_every_input_form(x, form):
     }
     with Runner(model(), inputs[form], None, dt=16) as runner:
         runner.join()
-    np.testing.assert_array_equal(runner.result, _one_shot(x))
+    np.testing.assert_array_equal(runner.result, one_shot(model(), x))
 
 
 def test_output_into_array_and_sequence_stream(x):
@@ -87,7 +87,7 @@ def test_output_into_array_and_sequence_stream(x):
     with Runner(model(), x, out, dt=30) as r1, Runner(model(), x, seq, dt=30) as r2:
         r1.join()
         r2.join()
-    expected = _one_shot(x)
+    expected = one_shot(model(), x)
     assert r1.result is out
     np.testing.assert_array_equal(out, expected)
     np.testing.assert_array_equal(seq.array(), expected)
@@ -101,20 +101,20 @@ def test_two_runners_chained_through_a_queue(x):
         queue.end()
         second.join(timeout=30)
     assert second.done and second.error is None
-    np.testing.assert_array_equal(second.result, _one_shot(x))
+    np.testing.assert_array_equal(second.result, one_shot(model(), x))
 
 
 def test_infinite_input_runs_until_stop():
     """A RandomStream input runs until stop(); the output is the model over the frames it took."""
     runner = Runner(model(), RandomStream(FRAME, seed=3), None, dt=8)
     runner.start()
-    assert _wait_for(lambda: runner.frames_done >= 40)
+    assert wait_for(lambda: runner.frames_done >= 40)
     runner.stop(timeout=10)
     assert runner.done and runner.error is None
     n = runner.frames_done
     assert n % 8 == 0 and len(runner.result) == n
     frames = RandomStream(FRAME, seed=3).get(n)
-    np.testing.assert_array_equal(runner.result, _one_shot(frames))
+    np.testing.assert_array_equal(runner.result, one_shot(model(), frames))
 
 
 def test_stop_wakes_a_runner_waiting_on_an_empty_queue():
@@ -152,7 +152,7 @@ def test_stream_error_is_reraised_by_stop(x):
 
     runner = Runner(model(), GeneratorStream(blocks()), None, dt=10)
     runner.start()
-    assert _wait_for(lambda: runner.done)
+    assert wait_for(lambda: runner.done)
     with pytest.raises(OSError, match="disk gone"):
         runner.stop()
 
@@ -160,7 +160,7 @@ def test_stream_error_is_reraised_by_stop(x):
 def test_context_manager_reraises_and_stops(x):
     """Leaving the with-block stops and joins; an error in the thread surfaces there."""
     with pytest.raises(ValueError, match="boom"), Runner(Sequential(Boom(at=0)), x, None, dt=10) as runner:
-        assert _wait_for(lambda: runner.done)
+        assert wait_for(lambda: runner.done)
     assert not runner.is_alive()
 
 
@@ -243,22 +243,7 @@ def test_live_output_is_readable_from_another_process_while_it_grows(x, tmp_path
     assert counts == sorted(counts), "the frame count never goes back"
     assert len(set(counts)) >= 3, f"the reader should watch the output grow; saw {sorted(set(counts))}"
     assert counts[-1] == len(long_x)
-    expected = _one_shot(long_x).astype(np.float64)
+    expected = one_shot(model(), long_x).astype(np.float64)
     for n, total in seen:
         assert n % 20 == 0, "only whole chunks are published"
         np.testing.assert_allclose(total, expected[:n].sum(), rtol=1e-9, atol=1e-6)
-
-
-def _wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
-
-
-def _one_shot(frames):
-    """The model applied to the whole recording in one plain call."""
-    with torch.no_grad():
-        return model()(torch.from_numpy(frames)).numpy()
