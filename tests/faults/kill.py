@@ -1,0 +1,98 @@
+"""One random-delay SIGKILL trial: kill a child mid-run, recover as a user would, compare with the reference.
+
+Shared by ``tests/faults/test_sigkill.py`` (a few trials in CI) and ``benchmarks/kill_trials.py`` (the long form).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tests.faults.common import DT, checkpoints, leftovers, read, recording, reference, release, script, write_input
+from tests.runner_models import model
+
+#: Seconds the child's model sleeps per chunk: 40 chunks of 10 frames take about 1 s.
+SLEEP = 0.025
+
+_CHILD = """
+from tests.runner_models import model
+m = model({sleep})
+print("ready", flush=True)
+m.run({src!r}, {dt}, output={out!r}, checkpoint_every={k})
+print("finished", flush=True)
+"""
+
+
+@dataclass
+class Trial:
+    """What one trial did: ``outcome`` is finished, resumed, rerun or fresh; ``failure`` says what broke."""
+
+    k: int
+    delay: float
+    outcome: str = ""
+    failure: str = ""
+
+
+def kill_trial(folder: Path, k: int, delay: float) -> Trial:
+    """Run the standard model from ``in.h5:/x`` to ``out.h5:/y`` in a child, SIGKILL it ``delay`` s after it is
+    about to call ``run()``, recover (resume if a checkpoint exists, else overwrite or a plain run) and check."""
+    trial = Trial(k, delay)
+    x = recording()
+    src = write_input(folder, x)
+    out = folder / "out.h5"
+    child = subprocess.Popen([sys.executable, str(script(folder, _CHILD.format(
+        sleep=SLEEP, src=src, dt=DT, out=f"{out}:/y", k=k)))], cwd=folder, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    with child:
+        try:
+            ready = child.stdout.readline().strip() == "ready"
+            time.sleep(delay)
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=20)
+        finally:
+            child.kill()
+        if not ready:
+            trial.failure = f"the child did not start: {child.stderr.read()[-2000:]}"
+            return trial
+    finished = child.returncode == 0
+    try:
+        trial.outcome = "finished" if finished else _recover(folder, src, out, k)
+    except Exception as exc:  # a trial reports every failure instead of stopping the tally
+        trial.failure = f"recovery ({_plan(folder, out)}) raised {type(exc).__name__}: {exc}"
+        return trial
+    trial.failure = _check(folder, out, x)
+    return trial
+
+
+def _plan(folder: Path, out: Path) -> str:
+    if checkpoints(folder):
+        return "resumed"
+    return "rerun" if out.exists() else "fresh"
+
+
+def _recover(folder: Path, src: str, out: Path, k: int) -> str:
+    plan = _plan(folder, out)
+    options = {"resumed": {"resume": True}, "rerun": {"overwrite": True}, "fresh": {}}[plan]
+    release(model().run(src, DT, output=f"{out}:/y", checkpoint_every=k, **options))
+    return plan
+
+
+def _check(folder: Path, out: Path, x: np.ndarray) -> str:
+    try:
+        y = read(out)
+    except Exception as exc:  # reported as the trial failure
+        return f"the output cannot be read: {type(exc).__name__}: {exc}"
+    ref = reference(x)
+    if y.shape != ref.shape:
+        return f"output has shape {y.shape}, the reference {ref.shape}"
+    if not np.array_equal(y, ref):
+        bad = np.flatnonzero((y != ref).reshape(len(y), -1).any(axis=1))
+        return f"{len(bad)} frames differ from the reference, first {bad[:5].tolist()}"
+    left = leftovers(folder) + [p.name for p in checkpoints(folder)]
+    return f"files left behind: {left}" if left else ""
