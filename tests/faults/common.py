@@ -103,3 +103,18 @@ def run_script(path: Path, timeout: float, args: tuple[str, ...] = ()) -> subpro
     """Run a child script to the end (killed after ``timeout`` seconds: ``subprocess.TimeoutExpired``)."""
     return subprocess.run([sys.executable, str(path), *args], cwd=path.parent, capture_output=True, text=True,
                           timeout=timeout, check=False)
+
+
+def recovery_plan(folder: Path, out: Path) -> str:
+    """What a user does after a failed or killed run: resume from a checkpoint, else overwrite, else run."""
+    if checkpoints(folder):
+        return "resumed"
+    return "rerun" if out.exists() else "fresh"
+
+
+def recover(folder: Path, src: str, out: Path, checkpoint_every: int | None, dt: int = DT) -> str:
+    """Finish the standard model's run from ``src`` into ``out:/y`` the way a user would; return the plan used."""
+    plan = recovery_plan(folder, out)
+    options = {"resumed": {"resume": True}, "rerun": {"overwrite": True}, "fresh": {}}[plan]
+    release(model().run(src, dt, output=f"{out}:/y", checkpoint_every=checkpoint_every, **options))
+    return plan

@@ -14,8 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.faults.common import DT, checkpoints, leftovers, read, recording, reference, release, script, write_input
-from tests.runner_models import model
+from tests.faults.common import (
+    DT,
+    checkpoints,
+    leftovers,
+    read,
+    recording,
+    recover,
+    recovery_plan,
+    reference,
+    script,
+    write_input,
+)
 
 #: Seconds the child's model sleeps per chunk: 40 chunks of 10 frames take about 1 s.
 SLEEP = 0.025
@@ -62,25 +72,12 @@ def kill_trial(folder: Path, k: int, delay: float) -> Trial:
             return trial
     finished = child.returncode == 0
     try:
-        trial.outcome = "finished" if finished else _recover(folder, src, out, k)
+        trial.outcome = "finished" if finished else recover(folder, src, out, k)
     except Exception as exc:  # a trial reports every failure instead of stopping the tally
-        trial.failure = f"recovery ({_plan(folder, out)}) raised {type(exc).__name__}: {exc}"
+        trial.failure = f"recovery ({recovery_plan(folder, out)}) raised {type(exc).__name__}: {exc}"
         return trial
     trial.failure = _check(folder, out, x)
     return trial
-
-
-def _plan(folder: Path, out: Path) -> str:
-    if checkpoints(folder):
-        return "resumed"
-    return "rerun" if out.exists() else "fresh"
-
-
-def _recover(folder: Path, src: str, out: Path, k: int) -> str:
-    plan = _plan(folder, out)
-    options = {"resumed": {"resume": True}, "rerun": {"overwrite": True}, "fresh": {}}[plan]
-    release(model().run(src, DT, output=f"{out}:/y", checkpoint_every=k, **options))
-    return plan
 
 
 def _check(folder: Path, out: Path, x: np.ndarray) -> str:
