@@ -19,7 +19,7 @@ import numpy as np
 
 from tests.runner_models import model
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(os.path.abspath(__file__)).parents[2]  # not resolve(): a symlinked copy of tests/faults runs its own tree
 T, FRAME, DT = 400, (3,), 10
 
 
