@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from _util import reset_peak_rss, run_child, status_kb
 
 from streamreg import Sequential
-from streamreg._io import Source
+from streamreg._hdf5 import H5Files
+from streamreg.optim.recording import open_recording
 from streamreg.filters import LowPass, TemporalFIR
 from streamreg.models import LN, Retina
 from streamreg.optim.optimize import _ChunkedObjective
@@ -49,7 +50,8 @@ def one_shot(model, x, y):
 
 def chunked(model, x, y, dt):
     model.zero_grad()
-    _ChunkedObjective(model, Source(x, "input"), Source(y, "target"), dt, F.mse_loss, "mean", False)()
+    _ChunkedObjective(model, open_recording(x, H5Files(), "input"),
+                      open_recording(y, H5Files(), "target"), dt, F.mse_loss, "mean", False)()
     return [p.grad.clone() for p in model.parameters()]
 
 
@@ -82,7 +84,8 @@ def timing(frames, dt):
 def child(spec):
     torch.set_num_threads(1)
     model = LN((10, 5, 5), "softplus")
-    src, tgt = Source(h5py.File(spec["path"], "r")["x"], "input"), Source(h5py.File(spec["path"], "r")["y"], "t")
+    f = h5py.File(spec["path"], "r")
+    src, tgt = open_recording(f["x"], H5Files(), "input"), open_recording(f["y"], H5Files(), "target")
     r0 = reset_peak_rss()  # imports peaked higher than the evaluation will
     start = time.perf_counter()
     _ChunkedObjective(model, src, tgt, spec["dt"], F.mse_loss, "mean", False)()

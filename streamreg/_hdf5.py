@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from typing import Any
 
 import h5py
@@ -77,8 +78,11 @@ class H5Files:
             msg = f"{path!r} was opened for reading before it was opened for writing; open outputs first."
             raise RuntimeError(msg)
         existed = os.path.exists(path)
+        libver = "latest" if write and swmr else None
         try:
-            handle = h5py.File(path, "a" if write else "r", libver="latest" if write and swmr else None)
+            if write and not existed:
+                _create_file(path, libver)
+            handle = h5py.File(path, "a" if write else "r", libver=libver)
         except OSError as exc:
             hint = " (is it open elsewhere in read-only mode, or not an HDF5 file?)" if existed else ""
             msg = f"{name}: cannot open {path!r} for {'writing' if write else 'reading'}{hint}: {exc}"
@@ -87,6 +91,10 @@ class H5Files:
             self.created.add(key)
         self._files[key] = handle
         return handle
+
+    def get(self, path: str) -> h5py.File | None:
+        """The handle this run opened on ``path``, if any."""
+        return self._files.get(os.path.realpath(path))
 
     def close(self, keep: h5py.File | None = None, *, failed: bool = False) -> None:
         """Close every file except ``keep``; after a failure, delete files this run created empty."""
@@ -99,3 +107,22 @@ class H5Files:
                 os.remove(key)
         self._files.clear()
 
+
+
+def _create_file(path: str, libver: str | None) -> None:
+    """Create an empty HDF5 file at ``path`` so that it appears whole or not at all.
+
+    HDF5 writes a new file's superblock piecemeal; a process killed meanwhile would
+    leave a stub that no later open accepts. So the file is made under a random
+    temporary name beside ``path`` (``.<name>.<random>.tmp``, created exclusively),
+    closed and renamed into place. A run that holds the output's lock deletes the
+    temporaries of killed runs.
+    """
+    folder, base = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
+    try:
+        h5py.File(tmp, "w-", libver=libver).close()
+        os.link(tmp, path)  # never replaces a file that appeared meanwhile (FileExistsError)
+    finally:
+        if os.path.lexists(tmp):
+            os.remove(tmp)

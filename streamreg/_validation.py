@@ -157,3 +157,24 @@ def check_state_shape(state: torch.Tensor | None, expected: Sequence[int], owner
             "call reset_state() before changing the frame shape, or set_state() a matching state."
         )
         raise ChunkShapeError(msg)
+
+
+def check_device(device: Any, name: str = "device") -> torch.device | None:
+    """``None``, or a torch device that exists on this machine (``"cpu"``, ``"cuda"``, ``"cuda:1"``)."""
+    if device is None:
+        return None
+    if not isinstance(device, (str, torch.device)):
+        msg = f"{name} must be a torch device or a string such as 'cpu', 'cuda' or 'cuda:1'; got {device!r}."
+        raise TypeError(msg)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        msg = f"{name} must be a torch device such as 'cpu', 'cuda' or 'cuda:1'; got {device!r}."
+        raise ValueError(msg) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        msg = f"{name}={device!r}: this machine has no CUDA device (torch.cuda.is_available() is False); use 'cpu'."
+        raise ValueError(msg)
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        msg = f"{name}={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)."
+        raise ValueError(msg)
+    return dev

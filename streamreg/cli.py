@@ -94,29 +94,17 @@ def _load_weights(weights: str) -> dict[str, Any]:
     return state
 
 
-def _check_device(name: str | None) -> None:
-    import torch
-
-    if name is None:
-        return
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        msg = f"--device must be a torch device such as cpu, cuda or cuda:1; got {name!r}."
-        raise ValueError(msg) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        msg = f"--device {name}: this machine has no CUDA device (torch.cuda.is_available() is False)."
-        raise ValueError(msg)
-
-
 def _run(args: argparse.Namespace) -> int:
-    _check_device(args.device)
+    from streamreg._validation import check_device
+    from streamreg.streams.hdf5 import HDF5Stream
+
+    check_device(args.device, "--device")
     model = load_model(args.model, args.weights)
     result = model.run(args.input, args.dt, output=args.output, device=args.device, overwrite=args.overwrite,
                        checkpoint_every=args.checkpoint_every, resume=args.resume, progress=not args.no_progress)
-    frames = result.shape[0]
-    result.file.close()
-    print(f"wrote {frames} frames to {args.output}")
+    with HDF5Stream(result) as out:
+        frames = out.length
+    print(f"wrote {frames} frames to {result}")
     return 0
 
 

@@ -82,11 +82,9 @@ def run_demo(out_dir: str | os.PathLike[str] | None = None, *, n_frames: int = 5
         p.unlink(missing_ok=True)
 
     stimulus = write_stimulus(paths.stimulus, n_frames, size, dt)
-    rates = Retina().run(stimulus, dt=dt, output=f"{paths.response}:/retina/rates", progress=progress)
-    try:
-        _plot(stimulus, rates, paths.figure)
-    finally:
-        rates.file.close()
+    response = Retina().run(stimulus, dt=dt, output=f"{paths.response}:/retina/rates", progress=progress)
+    with h5py.File(paths.response, "r") as f:
+        _plot(stimulus, f[response.rpartition(":")[2]], paths.figure)
     return paths
 
 

@@ -10,6 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from streamreg._keywords import suggest_keywords
+from streamreg._modules import module_device
+
 __all__ = ["EXACT_TORCH_MODULES", "Layer", "module_device", "module_history"]
 
 State = dict[str, Any]
@@ -129,7 +132,26 @@ class Layer(nn.Module):
                 return as_torch
         return torch.get_default_dtype()
 
-    def run(self, input: Any, dt: int | None = None, **kwargs: Any) -> Any:  # noqa: A002
+    @suggest_keywords("run()")
+    def run(
+        self,
+        input: Any,  # noqa: A002
+        dt: int | None = None,
+        *,
+        output: Any = None,
+        reset: bool = True,
+        progress: bool | None = None,
+        device: str | torch.device | None = None,
+        max_memory: int | str | None = None,
+        overwrite: bool = False,
+        n_frames: int | None = None,
+        start: int = 0,
+        stop: int | None = None,
+        warmup: int | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = False,
+        swmr: bool | None = None,
+    ) -> Any:
         """Run the layer over a whole recording in chunks of ``dt`` frames.
 
         Parameters
@@ -144,10 +166,13 @@ class Layer(nn.Module):
             is given, in which case ``dt`` is planned from the model's per-frame cost.
         output : None, numpy.ndarray, h5py.Dataset, h5py.Group, str or Stream, optional
             Where the output goes. ``None`` returns a new numpy array. A string
-            ``"out.h5:/dataset"`` or a group (dataset ``"output"`` in it) creates a
-            dataset ``(T, *frame_out)`` resizable and chunked along time and returns it,
-            with its file left open (close it with ``result.file.close()``). An existing
-            dataset or array is filled in place; a writable stream is appended to and returned.
+            ``"out.h5:/dataset"`` creates a dataset ``(T, *frame_out)`` resizable and
+            chunked along time; the run opens and closes the file itself and returns the
+            string (open it with h5py to read). A group (dataset ``"output"`` in it) or an
+            existing dataset stays open and its dataset is returned; an array is filled in
+            place; a writable stream is appended to and returned. The output must hold the
+            model's dtype without loss (float32 into float16 is refused), and must not be
+            the input dataset.
         reset : bool, default True
             Start from a fresh state, so that two identical calls give identical
             outputs. ``False`` continues from the current state (the next part of
@@ -190,8 +215,21 @@ class Layer(nn.Module):
 
         Returns
         -------
-        numpy.ndarray, h5py.Dataset or Stream
-            ``(T, *frame_out)``; the dataset when writing to HDF5, the stream when given one.
+        numpy.ndarray, str, h5py.Dataset or Stream
+            ``(T, *frame_out)``: the array; ``"file.h5:/dataset"`` for a string output; the
+            dataset for a group or dataset output; the stream when given one.
+
+        Raises
+        ------
+        TypeError
+            For an unknown option (the message names the nearest valid one), or a bad type.
+        ValueError
+            For a bad value, a device this machine lacks, or a resume that does not match
+            its checkpoint (another model, its settings, input frames, ``dt`` or range).
+        OutputExistsError
+            If the output dataset or a checkpoint exists and neither ``overwrite`` nor ``resume`` is given.
+        BlockingIOError
+            If another run, in this process or another, is writing into the output file.
 
         Notes
         -----
@@ -202,9 +240,12 @@ class Layer(nn.Module):
         flushed and the exception propagates; a failure before the first frame leaves no
         new file or dataset behind. ``T = 0`` gives an empty output with the right frame shape.
         """
-        from streamreg.run import run_layer
+        from streamreg._run import RunOptions, run_layer
 
-        return run_layer(self, input, dt, **kwargs)
+        opts = RunOptions(dt=dt, max_memory=max_memory, reset=reset, progress=progress, device=device,
+                          overwrite=overwrite, n_frames=n_frames, start=start, stop=stop, warmup=warmup,
+                          checkpoint_every=checkpoint_every, resume=resume, swmr=swmr)
+        return run_layer(self, input, output, opts)
 
 
     @property
@@ -221,13 +262,29 @@ class Layer(nn.Module):
 
         return OptimizerSelector(self)
 
-    def optimize(self, input: Any, target: Any, dt: int | None = None, **kwargs: Any) -> Any:  # noqa: A002
+    @suggest_keywords("optimize()")
+    def optimize(
+        self,
+        input: Any,  # noqa: A002
+        target: Any,
+        dt: int | None = None,
+        *,
+        loss_fn: Any = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        n_steps: int = 1,
+        learning_rates: Any = None,
+        progress: bool | None = None,
+        reduction: str = "mean",
+        truncate: bool = False,
+        device: str | torch.device | None = None,
+    ) -> Any:
         """Fit the layer's parameters so that its output on ``input`` matches ``target``.
 
         Parameters
         ----------
-        input, target : array, tensor, h5py.Dataset or "file.h5:/dataset"
-            Time-first recordings of equal length: ``(T, *frame_in)`` and ``(T, *frame_out)``.
+        input, target : array, tensor, h5py.Dataset, "file.h5:/dataset" or seekable Stream
+            Time-first recordings of equal length: ``(T, *frame_in)`` and ``(T, *frame_out)``,
+            read through the same readers as :meth:`run` (a stream from its current position).
         dt : int, optional
             Chunk length in frames; ``None`` fits on the whole recording at once.
         loss_fn : callable, default ``torch.nn.functional.mse_loss``
@@ -251,6 +308,8 @@ class Layer(nn.Module):
         truncate : bool, default False
             Cut the gradient at chunk boundaries (truncated back-propagation): one pass
             instead of two, but a biased gradient. Never the default.
+        device : str or torch.device, optional
+            Move the layer there (it stays) and compute every chunk there.
 
         Returns
         -------
@@ -267,7 +326,9 @@ class Layer(nn.Module):
         """
         from streamreg.optim.optimize import optimize
 
-        return optimize(self, input, target, dt, **kwargs)
+        return optimize(self, input, target, dt, loss_fn=loss_fn, optimizer=optimizer, n_steps=n_steps,
+                        learning_rates=learning_rates, progress=progress, reduction=reduction, truncate=truncate,
+                        device=device)
 
 
 #: Plain torch modules whose per-frame result does not depend on the chunk length.
@@ -300,13 +361,6 @@ def _setting_buffers(module: nn.Module) -> list[torch.Tensor]:
         state = set(m._state_names) if isinstance(m, Layer) else set()
         found += [b for name, b in m._buffers.items() if b is not None and name not in state]
     return found
-
-
-def module_device(module: nn.Module) -> torch.device | None:
-    """The device of the first parameter or buffer of ``module`` (``None`` if it has none)."""
-    for t in itertools.chain(module.parameters(), module.buffers()):
-        return t.device
-    return None
 
 
 def _collect_state(module: nn.Module) -> State:

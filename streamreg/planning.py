@@ -11,6 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from streamreg._modules import preserved_state
+
 __all__ = ["frame_cost", "parse_bytes", "plan_dt"]
 
 _UNITS = {
@@ -81,17 +83,14 @@ def frame_cost(
         if hasattr(module, "workspace_bytes") and args and isinstance(args[0], torch.Tensor):
             workspace += module.workspace_bytes(args[0])
 
-    state = layer.get_state() if hasattr(layer, "get_state") else None
     handles = [m.register_forward_hook(hook) for m in layer.modules()]
     probe = torch.zeros((_PROBE_FRAMES, *frame_shape), dtype=dtype, device=device)
     try:
-        with torch.no_grad():
+        with preserved_state(layer), torch.no_grad():
             layer(probe)
     finally:
         for h in handles:
             h.remove()
-        if state is not None:
-            layer.set_state(state)
     per_frame = _SAFETY * (probe[0].numel() * probe.element_size() + total / _PROBE_FRAMES)
     return max(1, math.ceil(per_frame + workspace / _PROBE_FRAMES))
 

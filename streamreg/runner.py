@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
 import sys
 import threading
 import traceback
 from typing import Any
 
-from streamreg._loop import Job
+import torch
+from torch import nn
+
+from streamreg._keywords import suggest_keywords
+from streamreg._run import Job, RunOptions, prepare_job
+from streamreg._run.job import finish_job
+from streamreg._validation import check_positive_int
 from streamreg.exceptions import RunnerError
-from streamreg.run import finish_job, prepare_job
 
 __all__ = ["Runner"]
 
@@ -22,7 +30,7 @@ class Runner(threading.Thread):
 
     Parameters
     ----------
-    model : streamreg.Layer
+    model : streamreg.Layer or torch.nn.Module
         The model; it is used by the thread while the Runner runs, so do not call it meanwhile.
     input : array, tensor, h5py.Dataset, "file.h5:/dataset" or Stream
         Any form :meth:`streamreg.Layer.run` accepts. An infinite stream runs until :meth:`stop`.
@@ -33,9 +41,9 @@ class Runner(threading.Thread):
     device : str or torch.device, optional
         Move the model there; chunks travel through pinned host buffers with
         non-blocking copies on CUDA.
-    **options
-        ``reset``, ``overwrite``, ``n_frames``, ``checkpoint_every``, ``resume``, ``swmr``,
-        ``progress``, ``max_memory``, with the meaning they have in ``run()``.
+    reset, overwrite, n_frames, checkpoint_every, resume, swmr, progress, max_memory
+        As in :meth:`streamreg.Layer.run` (``progress`` defaults to off). A range of frames
+        (``start``, ``stop``, ``warmup``) is ``run()``'s alone.
 
     Notes
     -----
@@ -57,20 +65,39 @@ class Runner(threading.Thread):
     (True, 100, (100, 3))
     """
 
-    def __init__(self, model: Any, input: Any, output: Any = None, *, dt: int, device: Any = None,  # noqa: A002
-                 **options: Any) -> None:
+    @suggest_keywords("Runner()")
+    def __init__(
+        self,
+        model: Any,
+        input: Any,  # noqa: A002
+        output: Any = None,
+        *,
+        dt: int,
+        device: str | torch.device | None = None,
+        reset: bool = True,
+        overwrite: bool = False,
+        n_frames: int | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = False,
+        swmr: bool | None = None,
+        progress: bool = False,
+        max_memory: int | str | None = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            msg = f"model must be a streamreg.Layer or torch.nn.Module; got {type(model).__name__}."
+            raise TypeError(msg)
         super().__init__(name=f"Runner({type(model).__name__})", daemon=False)
-        for bad in ("start", "stop", "warmup"):
-            if bad in options:
-                msg = f"Runner does not take {bad}=; use run(start=, stop=, warmup=) for a range of frames."
-                raise TypeError(msg)
-        options.setdefault("progress", False)
-        self._job: Job = prepare_job(model, input, dt, output=output, device=device, endless=True, **options)
+        opts = RunOptions(dt=check_positive_int(dt, "dt"), max_memory=max_memory, reset=reset, progress=progress,
+                          device=device, overwrite=overwrite, n_frames=n_frames, checkpoint_every=checkpoint_every,
+                          resume=resume, swmr=swmr, endless=True)
+        self._job: Job = prepare_job(model, input, output, opts)
         self._stop_event = threading.Event()
         self._error: BaseException | None = None
         self._raised = False
         self._result: Any = None
         self._finished = threading.Event()
+        with _live_lock:
+            _live.add(self)  # from here: an unstarted Runner is released at interpreter exit
 
     # -- state -------------------------------------------------------------------
     @property
@@ -86,7 +113,7 @@ class Runner(threading.Thread):
     @property
     def frames_done(self) -> int:
         """Output frames written so far."""
-        return self._job.frames_done
+        return self._job.progress.frames_done
 
     @property
     def error(self) -> BaseException | None:
@@ -105,11 +132,9 @@ class Runner(threading.Thread):
     # -- thread ------------------------------------------------------------------
     def start(self) -> None:
         """Start the background thread (once)."""
-        if self._started.is_set():  # type: ignore[attr-defined]
-            msg = f"{self.name} was already started; a Runner runs once."
+        if self._started.is_set() or self._finished.is_set():  # type: ignore[attr-defined]
+            msg = f"{self.name} was already started or released; a Runner runs once."
             raise RunnerError(msg)
-        with _live_lock:
-            _live.add(self)
         super().start()
 
     def run(self) -> None:
@@ -120,8 +145,8 @@ class Runner(threading.Thread):
             failed = False
         except BaseException as exc:  # stored, and re-raised in the caller by join() or stop()
             exc.add_note(
-                f"raised in {self.name} after {self._job.frames_done} output frames "
-                f"(input frame {self._job.in_pos}); completed chunks were written"
+                f"raised in {self.name} after {self._job.progress.frames_done} output frames "
+                f"(input frame {self._job.progress.in_pos}); completed chunks were written"
             )
             self._error = exc
         finally:
@@ -144,9 +169,16 @@ class Runner(threading.Thread):
         if self._started.is_set():  # type: ignore[attr-defined]
             super().join(timeout)
         elif not self._finished.is_set():
-            self._result = finish_job(self._job, failed=True)
-            self._finished.set()
+            self._release_unstarted()
         self._raise()
+
+    def _release_unstarted(self) -> None:
+        try:
+            self._result = finish_job(self._job, failed=True)
+        finally:
+            self._finished.set()
+            with _live_lock:
+                _live.discard(self)
 
     def stop(self, timeout: float | None = None) -> None:
         """Ask the thread to stop after the current chunk, then :meth:`join` it.
@@ -176,18 +208,57 @@ class Runner(threading.Thread):
         return f"<{self.name}: {state}, {self.frames_done} frames done>"
 
 
+#: Seconds the interpreter waits at exit for each Runner to stop before giving up on it.
+EXIT_TIMEOUT_S = 10.0
+
+
 def _stop_all() -> None:
     """At interpreter exit: stop every live Runner and wait for it, so its output is flushed and
-    its checkpoint saved before the I/O threads are shut down. An error nobody will join is
-    printed to stderr, the only place left to report it."""
+    its checkpoint saved before the I/O threads are shut down. A Runner that was never started
+    is released (no file, lock or checkpoint stays). One that does not stop within
+    :data:`EXIT_TIMEOUT_S` (its output queue is full and nobody reads it) is abandoned with a
+    message. An error nobody joined is printed to stderr and makes the exit status non-zero."""
     with _live_lock:
         runners = list(_live)
     for runner in runners:
         runner._stop_event.set()
+    unreported = False
     for runner in runners:
-        threading.Thread.join(runner)
+        if not runner._started.is_set():  # type: ignore[attr-defined]
+            runner._release_unstarted()
+            continue
+        _wait_at_exit(runner)
         if runner.error is not None and not runner._raised:
+            print(f"streamreg: {runner.name} failed and was never joined:", file=sys.stderr)
             traceback.print_exception(runner.error, file=sys.stderr)
+            unreported = True
+    if unreported:
+        atexit.register(_exit_nonzero)  # runs first among the exit handlers, and runs the others
+
+
+def _wait_at_exit(runner: Runner) -> None:
+    threading.Thread.join(runner, EXIT_TIMEOUT_S)
+    if runner.is_alive():
+        print(f"streamreg: {runner.name} did not stop within {EXIT_TIMEOUT_S:g} s at exit (is its output "
+              "queue full with nobody reading it?); giving up on its undelivered frames.", file=sys.stderr)
+        runner._job.abandoned.set()
+        threading.Thread.join(runner, EXIT_TIMEOUT_S)
+
+
+_exiting = False
+
+
+def _exit_nonzero() -> None:
+    """Run the remaining exit handlers, then end the process with status 1."""
+    global _exiting
+    if _exiting:
+        return
+    _exiting = True
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(ValueError, OSError):
+            stream.flush()
+    os._exit(1)
 
 
 # Runs before non-daemon threads are joined at interpreter exit (atexit runs after, too late).

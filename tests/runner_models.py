@@ -53,3 +53,12 @@ def wait_for(predicate, timeout: float = 20.0) -> bool:
 def not_a_layer() -> int:
     """A factory that returns something that is not a Layer."""
     return 3
+
+
+def read_output(location: str) -> np.ndarray:
+    """The frames of a ``"file.h5:/dataset"`` output that ``run()`` or a Runner returned."""
+    import h5py
+
+    path, _, dataset = location.rpartition(":")
+    with h5py.File(path, "r") as f:
+        return f[dataset][:]

@@ -116,7 +116,7 @@ def test_run_bad_input_exits_2_with_one_line(tmp_path, capsys):
         (["run", "tests.runner_models:model", f"{tmp_path / 'in.h5'}:/nope", out, "--dt", "4"], "holds /x"),
         (["run", "tests.runner_models:model", src, out, "--dt", "0"], "dt must be a positive integer"),
         (["run", "tests.runner_models:model", src, out, "--dt", "4", "--resume"], "no checkpoint"),
-        (["run", "tests.runner_models:model", src, src, "--dt", "4"], "already exists"),
+        (["run", "tests.runner_models:model", src, src, "--dt", "4"], "is the input dataset"),
     ]
     for argv, expected in cases:
         assert main(argv) == 2, argv

@@ -16,7 +16,7 @@ import torch
 from streamreg import OutputExistsError
 from streamreg.filters import LowPass, TemporalFIR
 from streamreg.models import LN
-from tests.runner_models import model, wait_for
+from tests.runner_models import model, read_output, slow_model, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 T, FRAME, DT = 600, (4, 3), 20
@@ -65,11 +65,8 @@ def test_resume_after_sigkill_is_bit_identical(recording, tmp_path):
     assert 0 < done < T, "the child must be killed mid-recording"
     with pytest.raises(OutputExistsError, match="resume=True"):
         model().run(src, DT, output=f"{out}:/y")
-    result = model().run(src, DT, output=f"{out}:/y", resume=True)
-    try:
-        np.testing.assert_array_equal(result[:], model().run(x, DT))
-    finally:
-        result.file.close()
+    result = slow_model().run(src, DT, output=f"{out}:/y", resume=True)
+    np.testing.assert_array_equal(read_output(result), model().run(x, DT))
     assert not ckpt.exists()
     assert not Path(f"{out}.lock").exists()
 
@@ -95,8 +92,7 @@ def test_resume_refuses_a_missing_checkpoint_and_a_different_model_or_input(reco
     with pytest.raises(ValueError, match="different dt"):
         model().run(src, DT + 1, output=out, resume=True)
     result = model().run(src, DT, output=out, resume=True)
-    np.testing.assert_array_equal(result[:], model().run(x, DT))
-    result.file.close()
+    np.testing.assert_array_equal(read_output(result), model().run(x, DT))
 
 
 def test_checkpoint_needs_an_hdf5_output(recording):
@@ -119,8 +115,7 @@ def test_a_stale_checkpoint_is_only_replaced_with_overwrite(recording, tmp_path)
     with pytest.raises(OutputExistsError, match="checkpoint of an earlier run"):
         model().run(src, DT, output=out)  # no checkpointing asked: the stale one still blocks
     result = model().run(src, DT, output=out, checkpoint_every=1, overwrite=True)
-    np.testing.assert_array_equal(result[:], model().run(x, DT))
-    result.file.close()
+    np.testing.assert_array_equal(read_output(result), model().run(x, DT))
 
 
 @pytest.mark.parametrize("dt", [1, 3, 16, 50])
@@ -193,7 +188,7 @@ def test_flags_file_mode_is_left_usable_after_a_clean_run(tmp_path, recording):
     """A run that finished leaves a file that opens read-write again and no sidecar files."""
     _, src = recording
     out = tmp_path / "o.h5"
-    model().run(src, DT, output=f"{out}:/y", checkpoint_every=3).file.close()
+    model().run(src, DT, output=f"{out}:/y", checkpoint_every=3)
     with h5py.File(out, "r+") as f:
         assert f["y"].shape == (T, *FRAME)
     assert sorted(os.listdir(tmp_path)) == ["in.h5", "o.h5"]

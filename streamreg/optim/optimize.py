@@ -25,16 +25,17 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from streamreg._hdf5 import H5Files
-from streamreg._io import Source, open_input, to_tensor
-from streamreg._validation import check_choice, check_dt, check_positive_int
+from streamreg._modules import module_device
+from streamreg._validation import check_choice, check_device, check_dt, check_positive_int
 from streamreg.exceptions import ChunkShapeError
-from streamreg.layer import Layer, module_device
+from streamreg.layer import Layer
+from streamreg.optim._state_bank import StateBank, leaf, read_slots, snapshot, state_slots, write_slots
+from streamreg.optim.recording import Recording, open_recording, to_tensor
 from streamreg.optim.schedules import format_and_check_learning_rates
 
 __all__ = ["OptimizeLog", "optimize"]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
-Slot = tuple[nn.Module, str]
 
 
 @dataclass
@@ -56,85 +57,18 @@ class OptimizeLog:
     learning_rate: np.ndarray
 
 
-def _state_slots(layer: nn.Module) -> list[Slot]:
-    return [(m, name) for m in layer.modules() if isinstance(m, Layer) for name in m.state_names]
-
-
-def _read(slots: list[Slot]) -> list[Tensor | None]:
-    return [getattr(m, name) for m, name in slots]
-
-
-def _write(slots: list[Slot], values: list[Tensor | None]) -> None:
-    for (m, name), value in zip(slots, values, strict=True):
-        setattr(m, name, value)
-
-
-def _snapshot(values: list[Tensor | None]) -> list[Tensor | None]:
-    return [None if v is None else v.detach().clone() for v in values]
-
-
-class _StateBank:
-    """The streaming state at every chunk boundary, one preallocated block per state tensor.
-
-    Keeping the snapshots in one allocation each (rather than one small tensor per
-    chunk, allocated between chunk-sized buffers) stops the C allocator from
-    fragmenting its heap, which otherwise grows the process by about one chunk's
-    worth of memory every few chunks. A state whose shape or dtype changes between
-    chunks (a history that fills up, say) falls back to one copy per chunk.
-    """
-
-    def __init__(self, n_slots: int, n_chunks: int) -> None:
-        self.n_chunks = n_chunks
-        self.blocks: list[Tensor | None] = [None] * n_slots
-        self.loose: list[dict[int, Tensor] | None] = [None] * n_slots  # per-chunk copies, after a change
-        self.fresh: list[set[int]] = [set() for _ in range(n_slots)]  # chunks whose state was None
-
-    def store(self, k: int, values: list[Tensor | None]) -> None:
-        for i, v in enumerate(values):
-            if v is None:
-                self.fresh[i].add(k)
-                continue
-            v = v.detach()
-            block, loose = self.blocks[i], self.loose[i]
-            if loose is None and block is None:
-                block = self.blocks[i] = v.new_empty((self.n_chunks, *v.shape))
-            if loose is None and (block.shape[1:] != v.shape or block.dtype != v.dtype):
-                loose = self.loose[i] = {j: block[j].clone() for j in range(k) if j not in self.fresh[i]}
-                self.blocks[i] = None
-            if loose is not None:
-                loose[k] = v.clone()
-            else:
-                block[k].copy_(v)
-
-    def load(self, k: int) -> list[Tensor | None]:
-        """Copies of the states at the start of chunk ``k`` (the layer may change them in place)."""
-        out: list[Tensor | None] = []
-        for i, (block, loose) in enumerate(zip(self.blocks, self.loose, strict=True)):
-            if k in self.fresh[i]:
-                out.append(None)
-            else:
-                out.append(loose[k].clone() if loose is not None else block[k].clone())
-        return out
-
-
-def _leaf(value: Tensor | None) -> Tensor | None:
-    if value is None or not value.is_floating_point():
-        return value
-    return value.detach().requires_grad_()
-
-
 class _ChunkedObjective:
     """The loss of the whole recording and its exact gradient, evaluated chunk by chunk."""
 
-    def __init__(self, layer: Layer, source: Source, target: Source, dt: int, loss_fn: LossFn,
+    def __init__(self, layer: Layer, source: Recording, target: Recording, dt: int, loss_fn: LossFn,
                  reduction: str, truncate: bool) -> None:
         self.layer, self.source, self.target = layer, source, target
         self.loss_fn, self.truncate = loss_fn, truncate
         n = source.n_frames
         self.bounds = [(t0, min(t0 + dt, n)) for t0 in range(0, n, dt)]
         self.weights = [(t1 - t0) / n if reduction == "mean" else 1.0 for t0, t1 in self.bounds]
-        self.slots = _state_slots(layer)
-        self.dtype = layer.compute_dtype(source.data.dtype)
+        self.slots = state_slots(layer)
+        self.dtype = layer.compute_dtype(source.dtype)
         self.device = module_device(layer)
 
     def _chunk(self, k: int) -> tuple[Tensor, Tensor]:
@@ -162,23 +96,23 @@ class _ChunkedObjective:
             self.layer.reset_state()
 
     def _exact(self) -> Tensor:
-        bank = _StateBank(len(self.slots), len(self.bounds))
+        bank = StateBank(len(self.slots), len(self.bounds))
         total = 0.0
         last = len(self.bounds) - 1
         with torch.no_grad():
             for k in range(last + 1):
-                bank.store(k, _read(self.slots))
+                bank.store(k, read_slots(self.slots))
                 if k < last:  # the last chunk is computed (with autograd) first in the reverse pass
                     total += float(self._loss(k, *self._chunk(k)))
         grads: list[Tensor | None] = [None] * len(self.slots)
         for k in range(last, -1, -1):
-            leaves = [_leaf(v) for v in bank.load(k)]
+            leaves = [leaf(v) for v in bank.load(k)]
             # The layer gets differentiable copies, so it may update its state in place.
-            _write(self.slots, [v.clone() if v is not None and v.requires_grad else v for v in leaves])
+            write_slots(self.slots, [v.clone() if v is not None and v.requires_grad else v for v in leaves])
             with torch.enable_grad():
                 loss = self._loss(k, *self._chunk(k))
                 surrogate = loss + sum(
-                    (end * g).sum() for end, g in zip(_read(self.slots), grads, strict=True)
+                    (end * g).sum() for end, g in zip(read_slots(self.slots), grads, strict=True)
                     if g is not None and end is not None and end.requires_grad)
                 if surrogate.requires_grad:
                     surrogate.backward()
@@ -195,7 +129,7 @@ class _ChunkedObjective:
                 if loss.requires_grad:
                     loss.backward()
             total += float(loss.detach())
-            _write(self.slots, _snapshot(_read(self.slots)))  # cut the graph at the chunk boundary
+            write_slots(self.slots, snapshot(read_slots(self.slots)))  # cut the graph at the chunk boundary
         return torch.tensor(total, dtype=torch.float64)
 
 
@@ -212,9 +146,11 @@ def optimize(
     progress: bool | None = None,
     reduction: str = "mean",
     truncate: bool = False,
+    device: Any = None,
 ) -> OptimizeLog:
     """Fit ``layer`` to ``target``; see :meth:`streamreg.Layer.optimize`."""
     dt = check_dt(dt)
+    device = check_device(device)
     n_steps = check_positive_int(n_steps, "n_steps")
     reduction = check_choice(reduction, "reduction", ("mean", "sum"))
     optimizer = optimizer if optimizer is not None else getattr(layer, "optimizer", None)
@@ -228,10 +164,12 @@ def optimize(
         msg = f"loss_fn must be callable as loss_fn(output, target); got {loss_fn!r}."
         raise TypeError(msg)
     schedule = format_and_check_learning_rates(learning_rates) if learning_rates is not None else None
+    if device is not None:
+        layer.to(device)
     files = H5Files()
     try:
-        source = open_input(input, files, "input")
-        goal = open_input(target, files, "target")
+        source = open_recording(input, files, "input")
+        goal = open_recording(target, files, "target")
         if goal.n_frames != source.n_frames:
             msg = (
                 f"target must have as many frames as input; got {goal.n_frames} target frames "

@@ -11,10 +11,17 @@ import torch
 import torch.nn.functional as F
 
 from streamreg import ChunkShapeError, Layer, Sequential
-from streamreg._io import Source
+from streamreg._hdf5 import H5Files
+from streamreg.optim.recording import open_recording
 from streamreg.filters import BernoulliSpikes, Conv3d, HighPass, LowPass, TemporalFIR
 from streamreg.models import LN, Retina
 from streamreg.optim.optimize import _ChunkedObjective
+
+
+def _recordings(x, target):
+    """Input and target as the objective reads them (through run()'s readers)."""
+    files = H5Files()
+    return open_recording(x, files, "input"), open_recording(target, files, "target")
 
 
 def _one_shot_grad(layer, x, target):
@@ -29,7 +36,7 @@ def _one_shot_grad(layer, x, target):
 
 def _chunked_grad(layer, x, target, dt):
     layer.zero_grad()
-    objective = _ChunkedObjective(layer, Source(x, "input"), Source(target, "target"), dt, F.mse_loss, "mean",
+    objective = _ChunkedObjective(layer, *_recordings(x, target), dt, F.mse_loss, "mean",
                                   False)
     loss = objective()
     return loss.item(), [p.grad.clone() for p in layer.parameters()]
@@ -82,7 +89,7 @@ def test_truncation_is_biased_for_recursive_state_and_exact_without_it():
 
     def grads(layer, truncate):
         layer.zero_grad()
-        _ChunkedObjective(layer, Source(x, "input"), Source(target, "target"), 5, F.mse_loss, "mean", truncate)()
+        _ChunkedObjective(layer, *_recordings(x, target), 5, F.mse_loss, "mean", truncate)()
         return [p.grad.clone() for p in layer.parameters()]
 
     recursive = LowPass(6.0, learn_tau=True).double()
@@ -149,7 +156,7 @@ def test_sum_reduction_and_custom_loss():
         return ((y - t) ** 2).sum()
 
     layer.zero_grad()
-    loss = _ChunkedObjective(layer, Source(x, "input"), Source(target, "target"), 5, sse, "sum", False)()
+    loss = _ChunkedObjective(layer, *_recordings(x, target), 5, sse, "sum", False)()
     assert loss.item() == pytest.approx(sse(layer(x), target).item(), rel=1e-12)
 
 

@@ -1,7 +1,16 @@
-"""Private: turn every accepted ``input`` / ``output`` form of ``run()`` and ``Runner`` into a stream."""
+"""Every accepted ``input`` and ``output`` form of ``run()`` and ``Runner`` as a stream.
+
+String HDF5 outputs follow one convention in ``run()`` and ``Runner``: the run opens
+and closes the file itself and hands back the string ``"file.h5:/dataset"``, never a
+dataset whose file the caller would have to close. A dataset or group the caller
+passed stays open and is handed back (its dataset). Arrays come back as arrays and
+streams as themselves (:meth:`~streamreg.streams.Stream.result`).
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,13 +25,13 @@ from streamreg.streams.arrays import ArrayStream
 from streamreg.streams.base import Stream
 from streamreg.streams.hdf5 import HDF5Stream
 
-__all__ = ["ArrayWriter", "OutputSpec", "check_first_output", "open_reader", "open_writer"]
+__all__ = ["ArrayWriter", "Output", "check_first_output", "hdf5_location", "open_reader", "open_writer"]
 
 _INPUT_FORMS = "a numpy array, a torch tensor, an h5py.Dataset, a string 'file.h5:/dataset' or a readable Stream"
 _OUTPUT_FORMS = (
     "None, a numpy array, an h5py.Dataset, an h5py.Group or File, a string 'file.h5:/dataset' or a writable Stream"
 )
-_DEFAULT_OUTPUT_NAME = "output"
+DEFAULT_OUTPUT_NAME = "output"
 
 
 def open_reader(input: Any, files: H5Files, name: str = "input") -> Stream:  # noqa: A002
@@ -41,12 +50,24 @@ def open_reader(input: Any, files: H5Files, name: str = "input") -> Stream:  # n
         return HDF5Stream(input, "r")
     if isinstance(input, str):
         path, dataset = parse_h5_path(input, name)
-        group = files.open(path, write=False, name=name)
-        ds = resolve_dataset(group, dataset, name)
+        ds = resolve_dataset(files.open(path, write=False, name=name), dataset, name)
         check_recording(ds, name)
         return HDF5Stream(ds, "r")
     msg = f"{name} must be {_INPUT_FORMS}; got {type(input).__name__}."
     raise TypeError(msg)
+
+
+def hdf5_location(output: Any) -> tuple[str, str] | None:
+    """``(file, dataset)`` an HDF5 output form names, or ``None`` for other forms."""
+    if isinstance(output, str):
+        return parse_h5_path(output, "output")
+    if isinstance(output, h5py.Dataset):
+        return output.file.filename, output.name
+    if isinstance(output, h5py.Group):
+        return output.file.filename, f"{output.name.rstrip('/')}/{DEFAULT_OUTPUT_NAME}"
+    if isinstance(output, Stream) and output.location is not None:
+        return output.location
+    return None
 
 
 class ArrayWriter(Stream):
@@ -62,9 +83,18 @@ class ArrayWriter(Stream):
         self._given = out is not None
         self._alloc = n
         self._n = 0
+        self.complete = True  # set False by a run that stopped early
 
     def writable(self) -> bool:
         return True
+
+    @property
+    def in_memory(self) -> bool:
+        return True
+
+    @property
+    def resizable(self) -> bool:
+        return not self._given
 
     def _length(self) -> int:
         return self._n
@@ -84,90 +114,70 @@ class ArrayWriter(Stream):
         self._out[self._n : end] = frames
         self._n = end
 
-    def result(self, *, complete: bool = True) -> np.ndarray:
-        """The filled array; a given array is returned itself, and must be full if the run ``complete``d."""
+    def result(self) -> np.ndarray:
+        """The filled array; a given array is returned itself, and must be full if the run was complete."""
         if self._out is None:
             return np.empty((0,), dtype=np.float32)
-        if complete and self._given and self._n != len(self._out):
+        if self.complete and self._given and self._n != len(self._out):
             msg = f"output array has {len(self._out)} frames; the input gave {self._n}."
             raise ChunkShapeError(msg)
         return self._out if self._given else self._out[: self._n]
 
 
 @dataclass
-class OutputSpec:
-    """What ``output`` names, resolved before any frame is computed."""
+class Output:
+    """What ``output`` names, resolved before any frame is computed.
+
+    ``owned``: the run opened the stream and closes it. ``result`` gives what the run returns.
+    """
 
     writer: Stream
-    owned: bool = False  # the run opened it and closes it
-    filename: str | None = None  # HDF5 outputs: for checkpoints and SWMR
-    dataset: str | None = None
-    given_stream: bool = False  # the caller passed this stream: returned as is, never closed
+    result: Callable[[], Any]
+    owned: bool = False
 
 
-def open_writer(
-    output: Any,
-    files: H5Files,
-    *,
-    n: int | None,
-    overwrite: bool,
-    append: bool = False,
-    swmr: bool = False,
-    chunk_frames: int | None = None,
-) -> OutputSpec:
+def open_writer(output: Any, files: H5Files, *, n: int | None, overwrite: bool, append: bool, swmr: bool) -> Output:
     """Resolve ``output`` into a writer for ``n`` frames (``None``: unknown).
 
     ``append`` opens an existing HDF5 dataset to continue it (resume). Existence and
-    length are checked here, before any work; the output frame shape and dtype are
-    checked against the first chunk (:func:`check_first_output`), and HDF5 datasets are
-    created on the first ``put``, so a run that fails before its first chunk leaves no dataset.
+    length are checked here, before any work; HDF5 datasets are created on the first
+    ``put``, so a run that fails before its first chunk leaves no dataset.
     """
     if output is None:
-        return OutputSpec(ArrayWriter(None, n))
+        writer = ArrayWriter(None, n)
+        return Output(writer, writer.result)
     if isinstance(output, np.ndarray):
         if output.ndim == 0 or (n is not None and len(output) != n):
             msg = f"output array has shape {tuple(output.shape)}; the run needs {n} frames along axis 0."
             raise ChunkShapeError(msg)
-        return OutputSpec(ArrayWriter(output, n))
+        writer = ArrayWriter(output, n)
+        return Output(writer, writer.result)
     if isinstance(output, Stream):
         if output.closed or not output.writable():
             why = "closed" if output.closed else "not writable"
             msg = f"output stream {output!r} is {why}."
             raise ValueError(msg)
-        return OutputSpec(output, given_stream=True)
-    mode = "a" if append else ("w" if overwrite else "w-")
-    kw = {"frame_shape": None, "dtype": None, "chunk_frames": chunk_frames, "swmr": swmr}
+        return Output(output, output.result)
     if isinstance(output, h5py.Dataset):
-        return OutputSpec(_existing_dataset(output, n, overwrite, append),
-                          filename=output.file.filename, dataset=output.name)
+        stream = _existing_dataset(output, n, overwrite, append)
+        return Output(stream, lambda: stream.dataset)
+    mode = "a" if append else ("w" if overwrite else "w-")
     if isinstance(output, str):
         path, dataset = parse_h5_path(output, "output")
-        group = files.open(path, write=True, name="output", swmr=swmr)
-        writer = HDF5Stream(group, mode, name=dataset, **kw)
-        return OutputSpec(writer, owned=True, filename=group.file.filename, dataset=dataset)
+        stream = HDF5Stream(files.open(path, write=True, name="output", swmr=swmr), mode, name=dataset, swmr=swmr)
+        return Output(stream, lambda: output, owned=True)
     if isinstance(output, h5py.Group):
-        writer = HDF5Stream(output, mode, name=_DEFAULT_OUTPUT_NAME, **kw)
-        return OutputSpec(writer, owned=True, filename=output.file.filename,
-                          dataset=f"{output.name.rstrip('/')}/{_DEFAULT_OUTPUT_NAME}")
+        stream = HDF5Stream(output, mode, name=DEFAULT_OUTPUT_NAME, swmr=swmr)
+        return Output(stream, lambda: stream.dataset, owned=True)
     msg = f"output must be {_OUTPUT_FORMS}; got {type(output).__name__}."
     raise TypeError(msg)
 
 
-def check_first_output(writer: Stream, frame: tuple[int, ...], dtype: np.dtype) -> None:
-    """The model's output frames must fit a writer that already has a frame shape and dtype."""
-    if writer.frame_shape is not None and tuple(writer.frame_shape) != frame:
-        msg = (
-            f"the model gives frames of shape {frame}, but the output {writer!r} holds frames "
-            f"of shape {tuple(writer.frame_shape)}."
-        )
-        raise ChunkShapeError(msg)
-    if isinstance(writer.dtype, np.dtype):
-        name = "output array" if isinstance(writer, ArrayWriter) else "output"
-        _check_cast(dtype, writer.dtype, name)
-
-
 def _existing_dataset(ds: h5py.Dataset, n: int | None, overwrite: bool, append: bool) -> HDF5Stream:
     check_numeric_dtype(ds.dtype, "output dataset")
+    if not ds.shape:
+        msg = f"output dataset {ds.name!r} is a scalar; an output needs shape (T, *frame) with time on axis 0."
+        raise ChunkShapeError(msg)
     if append:
         return HDF5Stream(ds.parent, "a", name=ds.name)
     if ds.shape[0] > 0 and not overwrite:
@@ -189,7 +199,41 @@ def _existing_dataset(ds: h5py.Dataset, n: int | None, overwrite: bool, append: 
     return writer
 
 
-def _check_cast(dtype: np.dtype, target: np.dtype, name: str) -> None:
-    if not np.can_cast(dtype, target, casting="same_kind"):
-        msg = f"{name} has dtype {target}, which cannot hold the layer's {np.dtype(dtype)} output without loss."
+def check_not_input(reader: Stream, output: Any, files: H5Files) -> None:
+    """Refuse an output that is the input dataset (by name, through a symlink, another handle or a link)."""
+    where, there = reader.location, hdf5_location(output)
+    if where is None or there is None or not os.path.exists(there[0]):
+        return
+    same_file = os.path.samefile(where[0], there[0])
+    target = output if isinstance(output, h5py.Dataset) else _existing(files, there)
+    source = getattr(reader, "dataset", None)
+    same = same_file and (where[1] == there[1] or (target is not None and source is not None and target == source))
+    if same:
+        msg = (
+            f"output {there[0]}:{there[1]} is the input dataset; writing would destroy the recording. "
+            "Write to another dataset or file (overwrite=True does not change this)."
+        )
+        raise ValueError(msg)
+
+
+def _existing(files: H5Files, location: tuple[str, str]) -> h5py.Dataset | None:
+    handle = files.get(location[0])
+    obj = None if handle is None else handle.get(location[1])
+    return obj if isinstance(obj, h5py.Dataset) else None
+
+
+def check_first_output(writer: Stream, frame: tuple[int, ...], dtype: np.dtype) -> None:
+    """The model's output frames must fit a writer that already has a frame shape and dtype."""
+    if writer.frame_shape is not None and tuple(writer.frame_shape) != frame:
+        msg = (
+            f"the model gives frames of shape {frame}, but the output {writer!r} holds frames "
+            f"of shape {tuple(writer.frame_shape)}."
+        )
+        raise ChunkShapeError(msg)
+    if isinstance(writer.dtype, np.dtype) and not np.can_cast(dtype, writer.dtype, casting="safe"):
+        name = "output array" if isinstance(writer, ArrayWriter) else "output"
+        msg = (
+            f"{name} has dtype {writer.dtype}, which cannot hold the layer's {np.dtype(dtype)} output without "
+            "loss; give an output of a wider dtype (or none, for the model's own)."
+        )
         raise TypeError(msg)
