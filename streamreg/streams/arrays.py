@@ -51,6 +51,11 @@ class ArrayStream(Stream):
         """True: any frame index in ``[0, T]`` can be sought."""
         return True
 
+    @property
+    def in_memory(self) -> bool:
+        """True: reads touch only memory."""
+        return True
+
     def _length(self) -> int:
         return self._n_frames
 
@@ -59,6 +64,17 @@ class ArrayStream(Stream):
         if isinstance(chunk, torch.Tensor):
             return chunk.detach().clone()
         return chunk.copy()
+
+    def _get_into(self, out: np.ndarray, timeout: float | None) -> int:
+        """Copy straight from the data into ``out``."""
+        chunk = self._data[self._position : self._position + len(out)]
+        k = len(chunk)
+        if isinstance(chunk, torch.Tensor):
+            torch.from_numpy(out[:k]).copy_(chunk.detach())
+        else:
+            np.copyto(out[:k], chunk, casting="safe")
+        self._position += k
+        return k
 
     def _seek(self, t: int) -> None:
         """Nothing to do: the base class moves the position."""

@@ -18,6 +18,7 @@ import torch
 
 from streamreg._validation import check_nonnegative_int, check_positive_int, shape_text
 from streamreg.exceptions import ChunkShapeError, StreamClosedError
+from streamreg.streams._frames import as_frames, check_frame_shape, check_out
 
 __all__ = ["Stream", "as_frames"]
 
@@ -35,10 +36,14 @@ class Stream:
     Notes
     -----
     ``get(n)`` returns up to ``n`` frames: fewer only at the end of the stream,
-    an empty ``(0, *frame)`` array after it. ``put(frames)`` appends ``(n, *frame)``
-    frames. ``len(stream)`` is the number of frames when the stream knows it
-    (``TypeError`` otherwise, as for any unsized object); :attr:`infinite` streams
-    never end. ``close()`` is idempotent; ``get``/``put`` afterwards raise
+    an empty ``(0, *frame)`` array after it; :meth:`get_into` reads into a given
+    buffer instead. ``put(frames)`` appends ``(n, *frame)`` frames, casting only
+    where no value can change (numpy ``casting="safe"``; float32 into float16 or
+    int64 into int8 raise ``TypeError``). ``get`` and ``put`` take a ``timeout``
+    that only :attr:`blocking` streams use. ``len(stream)`` is the number of frames
+    when the stream knows it (``TypeError`` otherwise, as for any unsized object;
+    :attr:`length` is ``None`` then); :attr:`infinite` streams never end.
+    ``close()`` is idempotent; ``get``/``put`` afterwards raise
     :class:`~streamreg.exceptions.StreamClosedError`. A stream that cannot read,
     write or seek raises :class:`io.UnsupportedOperation` (an ``OSError`` and a
     ``ValueError``), as Python files do; :meth:`readable`, :meth:`writable` and
@@ -51,7 +56,7 @@ class Stream:
     blocking: bool = False
 
     def __init__(self, frame_shape: Sequence[int] | None, dtype: Any) -> None:
-        self._frame_shape = None if frame_shape is None else _check_frame_shape(frame_shape)
+        self._frame_shape = None if frame_shape is None else check_frame_shape(frame_shape)
         self._dtype = dtype
         self._position = 0
         self._closed = False
@@ -88,6 +93,30 @@ class Stream:
     def seekable(self) -> bool:
         """True if :meth:`seek` is supported."""
         return False
+
+    @property
+    def length(self) -> int | None:
+        """Frames in the stream now, or ``None`` when unknown or infinite (``len()`` raises then)."""
+        return self._length()
+
+    @property
+    def in_memory(self) -> bool:
+        """True when ``get`` and ``put`` touch only process memory (no file, no waiting on another thread)."""
+        return False
+
+    @property
+    def resizable(self) -> bool:
+        """True when ``put`` can append without limit (False for read-only streams)."""
+        return False
+
+    @property
+    def location(self) -> tuple[str, str] | None:
+        """``(real path of the HDF5 file, absolute dataset path)`` for a file-backed stream, else ``None``."""
+        return None
+
+    def result(self) -> Any:
+        """What ``run()`` and ``Runner`` hand back when this stream was their output: the stream itself."""
+        return self
 
     def _length(self) -> int | None:
         """Frames in the stream now, or ``None`` when unknown or infinite."""
@@ -128,10 +157,11 @@ class Stream:
     def _unsupported(self, op: str, why: str) -> io.UnsupportedOperation:
         return io.UnsupportedOperation(f"{type(self).__name__} does not support {op}(): {why}.")
 
-    def get(self, n: int) -> np.ndarray | torch.Tensor:
+    def get(self, n: int, timeout: float | None = None) -> np.ndarray | torch.Tensor:
         """Read the next ``n`` frames, ``(≤ n, *frame)``; fewer only at the end, none after it.
 
-        The result is a new array that the caller may modify.
+        The result is a new array that the caller may modify. ``timeout`` is
+        accepted for every stream and used only by :attr:`blocking` ones.
         """
         self._check_open("get")
         n = check_nonnegative_int(n, "n")
@@ -142,8 +172,40 @@ class Stream:
         self._position += len(frames)
         return frames
 
-    def put(self, frames: Any) -> None:
-        """Append ``frames`` of shape ``(n, *frame)``."""
+    def get_into(self, out: np.ndarray, timeout: float | None = None) -> int:
+        """Read the next ``k ≤ len(out)`` frames into ``out[:k]`` and return ``k``, as :meth:`get` would.
+
+        Parameters
+        ----------
+        out : numpy.ndarray
+            Writable, C-contiguous buffer ``(m, *frame)`` whose dtype holds the
+            stream's without loss (numpy ``casting="safe"``).
+        timeout : float, optional
+            As for :meth:`get`.
+
+        Returns
+        -------
+        int
+            Frames read; fewer than ``m`` only at the end of the stream.
+        """
+        self._check_open("get_into")
+        if not self.readable():
+            error = self._unsupported("get_into", "it is write-only")
+            raise error
+        check_out(out, self._frame_shape, self._dtype, type(self).__name__)
+        return self._get_into(out, timeout)
+
+    def _get_into(self, out: np.ndarray, timeout: float | None) -> int:
+        """Default: :meth:`get` and a copy; streams that can read in place override it."""
+        frames = self.get(len(out), timeout)
+        if isinstance(frames, torch.Tensor):
+            frames = frames.detach().cpu().numpy()
+        k = len(frames)
+        np.copyto(out[:k], frames, casting="safe")
+        return k
+
+    def put(self, frames: Any, timeout: float | None = None) -> None:
+        """Append ``frames`` of shape ``(n, *frame)``; ``timeout`` is used only by :attr:`blocking` streams."""
         self._check_open("put")
         if not self.writable():
             error = self._unsupported("put", "it is read-only")
@@ -222,30 +284,12 @@ class Stream:
             )
             raise ChunkShapeError(msg)
         if self._dtype is not None and isinstance(self._dtype, np.dtype) and arr.dtype != self._dtype:
-            if not np.can_cast(arr.dtype, self._dtype, casting="same_kind"):
-                msg = f"frames of dtype {arr.dtype} cannot be written to a {self._dtype} stream without loss."
+            if not np.can_cast(arr.dtype, self._dtype, casting="safe"):
+                msg = (
+                    f"frames of dtype {arr.dtype} cannot be written to a {self._dtype} {type(self).__name__} "
+                    "without loss (only casts numpy calls 'safe' are made); convert them explicitly."
+                )
                 raise TypeError(msg)
             arr = arr.astype(self._dtype)
         return arr
 
-
-def as_frames(frames: Any, name: str) -> np.ndarray:
-    """``frames`` (numpy array or tensor) as a numpy array with a time axis."""
-    if isinstance(frames, torch.Tensor):
-        frames = frames.detach().cpu().numpy()
-    if not isinstance(frames, np.ndarray):
-        msg = f"{name} must be a numpy array or a torch tensor of shape (n, *frame); got {type(frames).__name__}."
-        raise TypeError(msg)
-    if frames.ndim == 0:
-        msg = f"{name} must have shape (n, *frame) with time on axis 0; got a 0-d array."
-        raise ChunkShapeError(msg)
-    return frames
-
-
-def _check_frame_shape(frame_shape: Sequence[int]) -> tuple[int, ...]:
-    try:
-        shape = tuple(check_nonnegative_int(s, "frame_shape") for s in frame_shape)
-    except TypeError:
-        msg = f"frame_shape must be a sequence of non-negative integers; got {frame_shape!r}."
-        raise TypeError(msg) from None
-    return shape

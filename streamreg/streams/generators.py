@@ -65,6 +65,7 @@ class GeneratorStream(Stream):
             raise TypeError(msg) from None
         super().__init__(frame_shape, None if dtype is None else _numeric_numpy_dtype(dtype, "dtype"))
         self._blocks_taken = 0
+        self._in_memory = isinstance(iterable, (list, tuple))
         self._exhausted = False
         self._block: np.ndarray | None = None  # the current block; frames before _offset were read
         self._offset = 0
@@ -74,6 +75,11 @@ class GeneratorStream(Stream):
     def readable(self) -> bool:
         """True: frames are read with :meth:`get`."""
         return True
+
+    @property
+    def in_memory(self) -> bool:
+        """True when the iterable is a list or tuple of blocks; a generator may do any work, so False."""
+        return self._in_memory
 
     def _peek(self) -> None:
         """Take the first block now to learn the frame shape and dtype."""

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import math
+import os
+import posixpath
 from typing import Any
 
 import h5py
 import numpy as np
 
 from streamreg._hdf5 import parse_h5_path, resolve_dataset
-from streamreg._validation import check_choice, check_numeric_dtype, check_positive_int
+from streamreg._validation import check_choice, check_nonnegative_int, check_numeric_dtype, check_positive_int
 from streamreg.exceptions import ChunkShapeError, OutputExistsError
+from streamreg.streams._h5writer import ChunkWriter, create_time_dataset
 from streamreg.streams.base import Stream
 
 __all__ = ["HDF5Stream", "create_time_dataset"]
 
 _MODES = ("r", "r+", "a", "w", "w-", "x")
-_CHUNK_BYTES = 1 << 20
+_WRITE_LIBVER = ("v110", "latest")  # extensible-array chunk index: rolls back cleanly after a failed write; SWMR-ready
 
 
 class HDF5Stream(Stream):
@@ -42,17 +44,28 @@ class HDF5Stream(Stream):
     compression : str, optional
         HDF5 filter of a created dataset (``"gzip"``, ``"lzf"``).
     swmr : bool, default False
-        Writing: switch the file to single-writer/multiple-reader mode once the dataset
-        exists, so other processes can read it while it grows (the file must have been
-        opened with ``libver="latest"``; a string location is). Reading: open with
-        ``swmr=True`` and see the frames flushed so far (:meth:`refresh`).
+        Writing: switch the file to single-writer/multiple-reader mode once the first
+        frames are in the dataset, and flush every HDF5 chunk as it is written, so other
+        processes can read it while it grows (the file must have been opened with
+        ``libver="latest"``; a string location is). Reading: open with ``swmr=True`` and
+        see the frames flushed so far (:meth:`refresh`).
 
     Notes
     -----
-    Created datasets are resizable and chunked along time, ``maxshape=(None, *frame)``.
-    ``put`` grows the dataset, writes the frames and flushes the file, so every
-    completed chunk is on disk and visible to SWMR readers. ``get`` reads from the
-    read position to at most the current length.
+    Created datasets are resizable and chunked along time, ``maxshape=(None, *frame)``,
+    about 1 MiB per chunk. Writing: ``put`` keeps the frames of an incomplete HDF5
+    chunk in memory and writes every chunk once, when it is complete (large aligned
+    puts go straight from the caller's array), so small puts never rewrite a chunk.
+    :meth:`flush` and :meth:`close` write the partial last chunk and flush the file:
+    after ``flush()`` every frame put so far is on disk. A SWMR reader sees whole
+    chunks as they are written, and a chunk never before its data.
+    Errors: a failed write (a full disk) raises ``OSError`` naming the file and
+    dataset, cuts the dataset back to the frames of the last successful ``flush()``
+    (so it holds only frames written whole), and the stream takes no more frames;
+    :meth:`close` still releases the file. ``put`` refuses lossy casts (float32
+    into float16, int64 into int8): ``TypeError``. Reading: ``get`` reads from the
+    read position to at most the current length; :meth:`get_into` reads into a
+    given buffer with ``Dataset.read_direct``, without allocating.
 
     Examples
     --------
@@ -91,6 +104,7 @@ class HDF5Stream(Stream):
         self._write_pos = 0
         self._last_length = 0
         self._ds: h5py.Dataset | None = None
+        self._writer: ChunkWriter | None = None
         try:
             ds = self._prepare(ds)
         except BaseException:
@@ -104,6 +118,8 @@ class HDF5Stream(Stream):
             if frame_shape is not None and dtype is not None:
                 self._create(self._frame_shape, self._dtype)
         self._ds = self._ds if self._ds is not None else ds
+        if self._ds is not None and self._mode != "r" and self._writer is None:
+            self._writer = ChunkWriter(self._ds, self._write_pos, swmr=self._swmr)
 
     # -- opening ---------------------------------------------------------------
     def _open(self, location: Any, name: str | None) -> tuple[h5py.Group, str, h5py.Dataset | None]:
@@ -113,7 +129,7 @@ class HDF5Stream(Stream):
                 kw = {"libver": "latest", "swmr": True} if self._swmr else {}
                 self._file = h5py.File(path, "r", **kw)
             else:
-                self._file = h5py.File(path, "a", libver="latest" if self._swmr else None)
+                self._file = h5py.File(path, "a", libver=_WRITE_LIBVER)
             group, name = self._file, dataset
         elif isinstance(location, h5py.Dataset):
             return location.parent, location.name, location
@@ -139,8 +155,7 @@ class HDF5Stream(Stream):
     def _prepare(self, ds: h5py.Dataset | None) -> h5py.Dataset | None:
         mode, group, name = self._mode, self._group, self._name
         if mode in ("r", "r+"):
-            if mode == "r+":
-                self._check_appendable(ds)
+            self._check_appendable(ds)
             return ds
         existing = group.get(name)
         if existing is not None and not isinstance(existing, h5py.Dataset):
@@ -167,7 +182,11 @@ class HDF5Stream(Stream):
 
     def _check_appendable(self, ds: h5py.Dataset) -> None:
         if not ds.shape:
-            msg = f"dataset {ds.name!r} is a scalar; a stream needs shape (T, *frame)."
+            what = "a scalar" if ds.shape == () else "empty (no dataspace)"
+            msg = (
+                f"dataset {ds.name!r} in {ds.file.filename!r} is {what}; a stream needs shape "
+                "(T, *frame) with time on axis 0."
+            )
             raise ChunkShapeError(msg)
 
     # -- protocol --------------------------------------------------------------
@@ -183,8 +202,15 @@ class HDF5Stream(Stream):
 
     @property
     def frames_written(self) -> int:
-        """Write position: frames written over or appended to the dataset."""
-        return self._write_pos
+        """Write position: frames written over or appended to the dataset (some may still be buffered)."""
+        return self._write_pos if self._writer is None else self._writer.position
+
+    @property
+    def location(self) -> tuple[str, str]:
+        """``(real path of the file, absolute dataset path)``; for a dataset yet to be created, the path it gets."""
+        if self._ds is not None:
+            return os.path.realpath(self._filename), self._ds.name
+        return os.path.realpath(self._filename), posixpath.normpath(posixpath.join(self._group.name, self._name))
 
     def readable(self) -> bool:
         return True
@@ -198,11 +224,12 @@ class HDF5Stream(Stream):
     def _length(self) -> int | None:
         if self._ds is None:
             return 0
-        if not self._ds.id.valid:  # closed: the length it had
+        if self._closed or not self._ds.id.valid:  # closed: the length it had
             return self._last_length
-        if self._swmr and self._mode == "r" and not self._closed:
+        if self._swmr and self._mode == "r":
             self._ds.refresh()
-        self._last_length = int(self._ds.shape[0])
+        n = int(self._ds.shape[0])
+        self._last_length = n if self._writer is None else max(n, self._writer.position)
         return self._last_length
 
     def refresh(self) -> int:
@@ -218,7 +245,23 @@ class HDF5Stream(Stream):
         end = min(self._position + n, len(self))
         if self._ds is None or end <= self._position:
             return np.empty((0, *(self._frame_shape or ())), dtype=self._dtype)
+        self._spill_before(end)
         return self._ds[self._position : end]
+
+    def _get_into(self, out: np.ndarray, timeout: float | None) -> int:
+        """Read with ``Dataset.read_direct`` straight into ``out``."""
+        t0 = self._position
+        k = max(0, min(len(out), len(self) - t0))
+        if k and self._ds is not None and out.size:
+            self._spill_before(t0 + k)
+            self._ds.read_direct(out, np.s_[t0 : t0 + k], np.s_[0:k])
+        self._position += k
+        return k
+
+    def _spill_before(self, end: int) -> None:
+        """Before reading frames up to ``end`` back: write those still buffered to the dataset."""
+        if self._writer is not None and end > self._writer.buffered_from:
+            self._writer.spill()
 
     def _seek(self, t: int) -> None:
         """Nothing to do: reads index the dataset at the position."""
@@ -228,81 +271,56 @@ class HDF5Stream(Stream):
             self._frame_shape = tuple(frames.shape[1:])
             self._dtype = check_numeric_dtype(frames.dtype, "frames")
             self._create(self._frame_shape, self._dtype)
-        ds = self._ds
-        end = self._write_pos + len(frames)
-        if end > ds.shape[0]:
-            if ds.maxshape[0] is not None and end > ds.maxshape[0]:
-                msg = (
-                    f"dataset {ds.name!r} holds at most {ds.maxshape[0]} frames and is not resizable; "
-                    f"cannot write frames [{self._write_pos}, {end})."
-                )
-                raise ChunkShapeError(msg)
-            ds.resize(end, axis=0)
-        if self._swmr and not ds.file.swmr_mode:
-            ds.file.swmr_mode = True  # every object exists now; readers may follow from here
-        ds[self._write_pos : end] = frames
-        self._write_pos = end
-        self._flush()
+        ds, start = self._ds, self._writer.position
+        end = start + len(frames)
+        if ds.maxshape[0] is not None and end > ds.maxshape[0]:
+            msg = (
+                f"dataset {ds.name!r} holds at most {ds.maxshape[0]} frames and is not resizable; "
+                f"cannot write frames [{start}, {end})."
+            )
+            raise ChunkShapeError(msg)
+        self._writer.put(np.ascontiguousarray(frames))
 
     def truncate(self, n: int) -> None:
-        """Cut the dataset to its first ``n`` frames and write from there (resizable datasets)."""
+        """Cut the dataset to its first ``n`` frames, flush, and write from there (resizable datasets)."""
         self._check_open("truncate")
-        if self._ds is None or n > self._ds.shape[0]:
-            have = 0 if self._ds is None else self._ds.shape[0]
+        n = check_nonnegative_int(n, "n")
+        have = self._length() or 0
+        if self._writer is None or n > have:
             msg = f"n must be at most the {have} frames the dataset holds; got {n}."
             raise ValueError(msg)
-        if n < self._ds.shape[0]:
-            self._ds.resize(n, axis=0)
-        self._write_pos = n
-        self._flush()
+        self._writer.truncate(n)
+        self._position = min(self._position, n)
 
     def flush(self) -> None:
-        """Flush written frames to the file."""
+        """Write every frame put so far (the partial last chunk too) and flush the file to disk."""
         self._check_open("flush")
-        self._flush()
-
-    def _flush(self) -> None:
-        if self._mode != "r" and self._ds is not None and self._ds.id.valid:
-            self._ds.file.flush()
+        if self._writer is not None:
+            self._writer.flush()
 
     def _close(self) -> None:
-        self._flush()
-        self._length()
-        self._release()
+        try:
+            if self._writer is not None and self._writer.failed is None and self._ds.id.valid:
+                self._writer.flush()
+        finally:
+            try:
+                self._length()
+            finally:
+                self._release()
 
     def _release(self) -> None:
-        if self._owns_file and self._file is not None:
-            self._file.close()
-        self._file = None
+        file, self._file = self._file, None
+        if self._owns_file and file is not None:
+            file.close()
 
     # -- creation -------------------------------------------------------------
     @property
     def resizable(self) -> bool:
-        """True unless the dataset exists with a fixed length."""
-        return self._ds is None or self._ds.maxshape[0] is None
+        """True for a writer whose dataset grows without limit (``maxshape[0]`` is ``None``)."""
+        return self.writable() and (self._ds is None or self._ds.maxshape[0] is None)
 
     def _create(self, frame: tuple[int, ...], dtype: np.dtype) -> None:
         self._ds = create_time_dataset(self._group, self._name, frame, dtype, **self._create_kw)
         self._write_pos = 0
+        self._writer = ChunkWriter(self._ds, 0, swmr=self._swmr)
 
-
-def create_time_dataset(
-    group: h5py.Group,
-    name: str,
-    frame: tuple[int, ...],
-    dtype: Any,
-    *,
-    chunk_frames: int | None = None,
-    compression: str | None = None,
-) -> h5py.Dataset:
-    """Create an empty ``(0, *frame)`` dataset, resizable and chunked along time."""
-    frame_bytes = max(1, math.prod(frame) * np.dtype(dtype).itemsize)
-    chunk_t = chunk_frames or max(1, _CHUNK_BYTES // frame_bytes)
-    return group.create_dataset(
-        name,
-        shape=(0, *frame),
-        maxshape=(None, *frame),
-        chunks=(chunk_t, *(max(1, f) for f in frame)),
-        dtype=dtype,
-        compression=compression,
-    )

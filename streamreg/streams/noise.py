@@ -88,19 +88,34 @@ class RandomStream(Stream):
         """True: any non-negative frame index can be sought."""
         return True
 
+    @property
+    def in_memory(self) -> bool:
+        """True: frames are computed in memory."""
+        return True
+
     def _describe(self) -> str:
         return f"seed={self.seed}"
 
     def _get(self, n: int) -> np.ndarray:
         out = np.empty((n, *self._frame_shape), dtype=self._dtype)
-        done = 0
+        self._fill(out)
+        return out
+
+    def _get_into(self, out: np.ndarray, timeout: float | None) -> int:
+        """Draw straight into ``out``: the stream never ends, so all of it is filled."""
+        self._fill(out)
+        self._position += len(out)
+        return len(out)
+
+    def _fill(self, out: np.ndarray) -> None:
+        """Frames ``[position, position + len(out))`` into ``out``."""
+        n, done = len(out), 0
         while done < n:
             b, offset = divmod(self._position + done, self.block_frames)
             block = self._load_block(b)
             k = min(n - done, self.block_frames - offset)
             out[done : done + k] = block[offset : offset + k]
             done += k
-        return out
 
     def _load_block(self, b: int) -> np.ndarray:
         """Frames ``[b · block_frames, (b + 1) · block_frames)``, cached."""

@@ -90,6 +90,11 @@ class QueueStream(Stream):
         """True until the queue ends: frames are added with :meth:`put`."""
         return True
 
+    @property
+    def resizable(self) -> bool:
+        """True: ``put`` takes any number of frames (it waits for room as they are taken)."""
+        return True
+
     def get(self, n: int, timeout: float | None = None) -> np.ndarray:
         """Take the next ``n`` frames, ``(≤ n, *frame)``, waiting at most ``timeout`` seconds.
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from streamreg._validation import check_numeric_dtype, check_positive_int, shape_text
+from streamreg._validation import check_nonnegative_int, check_numeric_dtype, check_positive_int, shape_text
 from streamreg.exceptions import ChunkShapeError
 from streamreg.streams.base import Stream, as_frames
 
@@ -100,6 +100,28 @@ class SequenceStream(Stream):
         """True: any frame still held, or the end, can be sought."""
         return True
 
+    @property
+    def in_memory(self) -> bool:
+        """True: frames live in process memory."""
+        return True
+
+    @property
+    def resizable(self) -> bool:
+        """True: ``put`` appends without limit (a ring drops its oldest frames instead of refusing)."""
+        return True
+
+    def truncate(self, n: int) -> None:
+        """Keep only the frames before absolute index ``n`` (at least :attr:`dropped`); later puts follow them."""
+        self._check_open("truncate")
+        n = check_nonnegative_int(n, "n")
+        first, end, why = self._seek_bounds()
+        if not first <= n <= end:
+            msg = f"n must be a frame index in [{first}, {end}] for this SequenceStream{why}; got {n}."
+            raise ValueError(msg)
+        if self._ring is not None:
+            self._ring.held = n - self._dropped
+        self._position = min(self._position, n)
+
     def array(self) -> np.ndarray:
         """Return a copy of the frames held, oldest first, ``(len(self), *frame)``."""
         self._check_open("array")
@@ -127,6 +149,15 @@ class SequenceStream(Stream):
         ring = self._require_ring("get")
         offset = self._position - self._dropped
         return ring.read(offset, max(0, min(n, ring.held - offset)))
+
+    def _get_into(self, out: np.ndarray, timeout: float | None) -> int:
+        """Copy straight from the ring into ``out``."""
+        ring = self._require_ring("get_into")
+        offset = self._position - self._dropped
+        k = max(0, min(len(out), ring.held - offset))
+        ring.copy_out(offset, out[:k])
+        self._position += k
+        return k
 
     def _put(self, frames: np.ndarray) -> None:
         if self._ring is None:
@@ -180,7 +211,7 @@ class _FrameRing:
         if self.max_capacity is not None:
             cap = min(cap, self.max_capacity)
         new = np.empty((max(n, cap), *self._buf.shape[1:]), dtype=self._buf.dtype)
-        self._copy_out(0, new[: self.held])
+        self.copy_out(0, new[: self.held])
         self._buf, self._head = new, 0
 
     def append(self, frames: np.ndarray) -> None:
@@ -201,7 +232,7 @@ class _FrameRing:
     def read(self, offset: int, k: int) -> np.ndarray:
         """A new array of the ``k`` frames starting ``offset`` frames after the oldest."""
         out = np.empty((k, *self._buf.shape[1:]), dtype=self._buf.dtype)
-        self._copy_out(offset, out)
+        self.copy_out(offset, out)
         return out
 
     def drop(self, k: int) -> None:
@@ -221,7 +252,8 @@ class _FrameRing:
         self._buf[start : start + first] = frames[:first]
         self._buf[: len(frames) - first] = frames[first:]
 
-    def _copy_out(self, offset: int, out: np.ndarray) -> None:
+    def copy_out(self, offset: int, out: np.ndarray) -> None:
+        """Copy the ``len(out)`` frames starting ``offset`` frames after the oldest into ``out``."""
         if not len(out):
             return
         start = (self._head + offset) % self.capacity

@@ -50,6 +50,9 @@ class StreamCase:
     infinite: bool = False
     tensor: bool = False
     sized: bool = True
+    in_memory: bool = False
+    writable: bool = False
+    hdf5: bool = False
 
     def source(self) -> np.ndarray:
         """The source data ``(T, *FRAME)``, a fresh array each call."""
@@ -120,14 +123,84 @@ def _hdf5_written(data: np.ndarray) -> HDF5Stream:
     return stream
 
 
+def _listed_blocks(data: np.ndarray) -> GeneratorStream:
+    """A list of blocks (already in memory) rather than a generator."""
+    return GeneratorStream(np.split(data, [5, 6, 30]))
+
+
 CASES = [
-    StreamCase("ArrayStream-numpy", ArrayStream, seekable=True),
-    StreamCase("ArrayStream-tensor", lambda d: ArrayStream(torch.from_numpy(d)), seekable=True, tensor=True),
-    StreamCase("RandomStream", lambda d: RandomStream(FRAME, seed=11), seekable=True, infinite=True, sized=False),
-    StreamCase("SequenceStream", SequenceStream, seekable=True),
-    StreamCase("QueueStream-ended", _queue),
+    StreamCase("ArrayStream-numpy", ArrayStream, seekable=True, in_memory=True),
+    StreamCase("ArrayStream-tensor", lambda d: ArrayStream(torch.from_numpy(d)), seekable=True, tensor=True,
+               in_memory=True),
+    StreamCase("RandomStream", lambda d: RandomStream(FRAME, seed=11), seekable=True, infinite=True, sized=False,
+               in_memory=True),
+    StreamCase("SequenceStream", SequenceStream, seekable=True, in_memory=True, writable=True),
+    StreamCase("QueueStream-ended", _queue, writable=True),
     StreamCase("GeneratorStream-ragged", _ragged_blocks, sized=False),
-    StreamCase("HDF5Stream", _hdf5, seekable=True),
-    StreamCase("HDF5Stream-NWB", _nwb, seekable=True),
-    StreamCase("HDF5Stream-written", _hdf5_written, seekable=True),
+    StreamCase("GeneratorStream-list", _listed_blocks, sized=False, in_memory=True),
+    StreamCase("HDF5Stream", _hdf5, seekable=True, hdf5=True),
+    StreamCase("HDF5Stream-NWB", _nwb, seekable=True, hdf5=True),
+    StreamCase("HDF5Stream-written", _hdf5_written, seekable=True, hdf5=True, writable=True),
+]
+
+
+def new_h5_path() -> Path:
+    """A fresh file name in the table's temporary folder."""
+    return _TMP / f"case{next(_COUNTER)}.h5"
+
+
+@dataclass
+class WriterCase:
+    """One writable stream kind: how to build an empty one for frames of ``FRAME`` and a dtype."""
+
+    name: str
+    build: Callable[[np.dtype], Stream]
+    read_back: Callable[[Stream], np.ndarray]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _h5_writer(mode: str) -> Callable[[np.dtype], Stream]:
+    def build(dtype: np.dtype) -> HDF5Stream:
+        return HDF5Stream(f"{new_h5_path()}:/g/y", mode, frame_shape=FRAME, dtype=dtype, chunk_frames=4)
+    return build
+
+
+def _h5_existing(dtype: np.dtype) -> HDF5Stream:
+    """'a' on a dataset that exists already (and so fixes the dtype)."""
+    path = new_h5_path()
+    with h5py.File(path, "w") as f:
+        f.create_dataset("y", shape=(0, *FRAME), maxshape=(None, *FRAME), chunks=(4, *FRAME), dtype=dtype)
+    return HDF5Stream(f"{path}:/y", "a")
+
+
+def _h5_fixed(dtype: np.dtype) -> HDF5Stream:
+    """'r+' over a fixed-size dataset of 100 frames, written from frame 0."""
+    path = new_h5_path()
+    with h5py.File(path, "w") as f:
+        f.create_dataset("y", shape=(100, *FRAME), chunks=(4, *FRAME), dtype=dtype)
+    return HDF5Stream(f"{path}:/y", "r+")
+
+
+def _h5_read_back(stream: Stream) -> np.ndarray:
+    stream.flush()
+    return stream.dataset[: stream.frames_written]
+
+
+def _queue_read_back(stream: Stream) -> np.ndarray:
+    stream.end()
+    return stream.get(10**6)
+
+
+WRITERS = [
+    WriterCase("SequenceStream", lambda dt: SequenceStream(frame_shape=FRAME, dtype=dt), lambda s: s.array()),
+    WriterCase("SequenceStream-ring", lambda dt: SequenceStream(frame_shape=FRAME, dtype=dt, max_frames=1000),
+               lambda s: s.array()),
+    WriterCase("QueueStream", lambda dt: QueueStream(FRAME, dtype=dt, maxsize=1000), _queue_read_back),
+    WriterCase("HDF5Stream-w-", _h5_writer("w-"), _h5_read_back),
+    WriterCase("HDF5Stream-w", _h5_writer("w"), _h5_read_back),
+    WriterCase("HDF5Stream-a-new", _h5_writer("a"), _h5_read_back),
+    WriterCase("HDF5Stream-a-existing", _h5_existing, _h5_read_back),
+    WriterCase("HDF5Stream-r+-fixed", _h5_fixed, _h5_read_back),
 ]

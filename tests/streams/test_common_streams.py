@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 
 import numpy as np
 import pytest
 import torch
 
-from streamreg.exceptions import StreamClosedError
-from tests.streams.stream_cases import CASES, FRAME, T, to_numpy
+import streamreg
+from streamreg.exceptions import ChunkShapeError, StreamClosedError
+from tests.streams.stream_cases import CASES, FRAME, WRITERS, T, to_numpy
 
 SIZE_PATTERNS = [(1,), (0, 3, 1), (7, 0, 2, 11), (T - 1, 1), (T + 5,), (2, T + 100), (5, 0, 0, 13, 1)]
 
@@ -206,3 +208,170 @@ def test_len_where_known(case):
         with pytest.raises(TypeError, match="len"):
             len(stream)
     assert bool(stream)
+
+
+# -- the public members the run loop relies on ---------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_length_is_len_or_none(case):
+    """length is the frame count where len() works, None where it raises."""
+    stream, _ = case.open()
+    assert stream.length == (T if case.sized else None)
+    stream.get(3)
+    queued = case.name.startswith("QueueStream")  # its length is what is still queued
+    assert stream.length == (T - 3 if queued else T if case.sized else None)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_in_memory_resizable_location_and_result(case):
+    """in_memory, resizable and location say what the stream is; result() is the stream itself."""
+    stream, _ = case.open()
+    assert stream.in_memory is case.in_memory
+    assert stream.resizable is case.writable
+    if case.hdf5:
+        path, dataset = stream.location
+        assert os.path.isabs(path) and path == os.path.realpath(path)
+        assert os.path.samefile(path, stream.dataset.file.filename)
+        assert dataset == stream.dataset.name and dataset.startswith("/")
+    else:
+        assert stream.location is None
+    assert stream.result() is stream
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_get_and_put_accept_a_timeout(case):
+    """Every stream takes get(n, timeout=...) (only blocking ones use it)."""
+    stream, data = case.open()
+    np.testing.assert_array_equal(to_numpy(stream.get(3, timeout=1.0)), case.expected()[:3])
+    np.testing.assert_array_equal(to_numpy(stream.get(2, 5.0)), case.expected()[3:5])
+    if stream.writable() and not stream.blocking:
+        stream.put(data[:1], timeout=0.5)
+
+
+@pytest.mark.parametrize("sizes", [(1,), (7, 0, 2, 11), (T + 5,)], ids=str)
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_get_into_gives_the_reference_frames(case, sizes):
+    """get_into(out) fills out[:k] with the next k frames, returns k and moves the position as get does."""
+    stream, _ = case.open()
+    parts, got = [], 0
+    for size in itertools.cycle(sizes):
+        if got >= case.n_frames:
+            break
+        out = np.full((size, *FRAME), np.nan, dtype=np.float32)
+        k = stream.get_into(out)
+        assert 0 <= k <= size
+        assert np.isnan(out[k:]).all()  # the rest is left alone
+        if size and not k:
+            break
+        parts.append(out[:k].copy())
+        got += k
+        assert stream.position == got
+    np.testing.assert_array_equal(np.concatenate(parts)[: case.n_frames], case.expected())
+    if not case.infinite:
+        assert stream.get_into(np.empty((4, *FRAME), dtype=np.float32)) == 0
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_get_into_widens_safely_and_refuses_bad_buffers(case):
+    """A float64 buffer takes float32 frames; a lossy dtype, a wrong frame or a strided view is refused."""
+    stream, _ = case.open()
+    wide = np.empty((4, *FRAME), dtype=np.float64)
+    assert stream.get_into(wide) == 4
+    np.testing.assert_array_equal(wide, case.expected()[:4])
+    with pytest.raises(TypeError, match="float16.*without loss"):
+        stream.get_into(np.empty((2, *FRAME), dtype=np.float16))
+    with pytest.raises(ChunkShapeError, match=r"out must have shape \(m, 4, 3\)"):
+        stream.get_into(np.empty((2, 3, 4), dtype=np.float32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        stream.get_into(np.empty((4, *FRAME), dtype=np.float32)[::2])
+    with pytest.raises(TypeError, match="out must be a numpy array"):
+        stream.get_into([1, 2])
+    assert stream.position == 4
+    stream.close()
+    with pytest.raises(StreamClosedError):
+        stream.get_into(wide)
+
+
+def _as_array(result):
+    if isinstance(result, torch.Tensor):
+        return result.numpy()
+    if hasattr(result, "array"):  # a SequenceStream
+        return result.array()
+    return np.asarray(result[...])
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_run_continues_from_a_partial_read(case):
+    """After reading 3 frames, layer.run(stream, reset=False) gives the model applied to the rest.
+
+    This also covers streams that cannot seek (a queue, a generator): the run starts where the reads stopped.
+    """
+    stream, _ = case.open()
+    stream.get(3)
+    layer = streamreg.Sequential(torch.nn.ReLU())
+    kw = {"n_frames": case.n_frames - 3} if case.infinite else {}
+    result = _as_array(layer.run(stream, 5, reset=False, progress=False, **kw))
+    want = np.maximum(case.expected()[3:], 0)
+    np.testing.assert_array_equal(result, want)
+
+
+# -- writable streams ----------------------------------------------------------------
+
+LOSSY = [(np.float32, np.float16), (np.int64, np.int8), (np.float64, np.float32), (np.int64, np.float32),
+         (np.float32, np.int32), (np.uint16, np.int16)]
+SAFE = [(np.float16, np.float32), (np.int16, np.float32), (np.uint8, np.int16), (np.bool_, np.float64),
+        (np.int32, np.int64)]
+
+
+def _frames(dtype, n=6):
+    """n frames of FRAME with values 0, 1, 2, ... (exact in every dtype used here, bool: 0 and 1)."""
+    values = np.arange(n * 12).reshape(n, *FRAME) % (2 if dtype is np.bool_ else 100)
+    return values.astype(dtype)
+
+
+@pytest.mark.parametrize(("src", "dst"), LOSSY, ids=str)
+@pytest.mark.parametrize("writer", WRITERS, ids=str)
+def test_put_refuses_lossy_casts(writer, src, dst):
+    """A put that would change values (float32 into float16, int64 into int8, ...) is a TypeError naming both dtypes,
+    and writes nothing."""
+    stream = writer.build(np.dtype(dst))
+    try:
+        stream.put(_frames(dst, 2))
+        with pytest.raises(TypeError, match=rf"dtype {np.dtype(src)} .*{np.dtype(dst)}.*without loss"):
+            stream.put(_frames(src))
+        with pytest.raises(TypeError, match="without loss"):
+            stream.put(torch.from_numpy(_frames(src)))
+        np.testing.assert_array_equal(writer.read_back(stream), _frames(dst, 2))
+    finally:
+        stream.close()
+
+
+@pytest.mark.parametrize(("src", "dst"), SAFE, ids=str)
+@pytest.mark.parametrize("writer", WRITERS, ids=str)
+def test_put_makes_safe_casts(writer, src, dst):
+    """Casts that keep every value (float16 into float32, int16 into float32, ...) are made."""
+    stream = writer.build(np.dtype(dst))
+    try:
+        stream.put(_frames(src))
+        back = writer.read_back(stream)
+        assert back.dtype == np.dtype(dst)
+        np.testing.assert_array_equal(back, _frames(src).astype(dst))
+    finally:
+        stream.close()
+
+
+@pytest.mark.parametrize("writer", WRITERS, ids=str)
+def test_writers_are_resizable_and_take_a_timeout(writer):
+    """Writers say whether they grow without limit, take put(frames, timeout=...) and keep every frame."""
+    stream = writer.build(np.dtype(np.float32))
+    try:
+        assert stream.writable()
+        assert stream.resizable is (not writer.name.endswith("fixed"))
+        stream.put(_frames(np.float32, 3), timeout=1.0)
+        stream.put(_frames(np.float32, 2), 1.0)
+        stream.flush()
+        want = np.concatenate([_frames(np.float32, 3), _frames(np.float32, 2)])
+        np.testing.assert_array_equal(writer.read_back(stream), want)
+    finally:
+        stream.close()

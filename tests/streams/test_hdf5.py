@@ -30,15 +30,19 @@ def test_written_dataset_is_resizable_chunked_along_time_and_complete(tmp_path, 
         np.testing.assert_array_equal(ds[:], frames)
 
 
-def test_every_put_is_flushed_to_disk(tmp_path, frames):
-    """After each put, a reader opening the file afresh sees the frames (flushed at chunk boundaries)."""
+def test_swmr_writer_publishes_whole_chunks_and_flush_publishes_the_rest(tmp_path, frames):
+    """A SWMR reader sees every completed HDF5 chunk after the put that completes it, the rest after flush()."""
     path = tmp_path / "o.h5"
-    out = HDF5Stream(f"{path}:/y", "w-", swmr=True)
+    out = HDF5Stream(f"{path}:/y", "w-", swmr=True, chunk_frames=4)
     try:
-        out.put(frames[:5])
+        out.put(frames[:6])  # one whole chunk of 4, two frames buffered
         with h5py.File(path, "r", libver="latest", swmr=True) as f:
-            np.testing.assert_array_equal(f["y"][:], frames[:5])
-        out.put(frames[5:])
+            np.testing.assert_array_equal(f["y"][:], frames[:4])
+        out.flush()
+        with h5py.File(path, "r", libver="latest", swmr=True) as f:
+            np.testing.assert_array_equal(f["y"][:], frames[:6])
+        out.put(frames[6:])
+        out.flush()
         with h5py.File(path, "r", libver="latest", swmr=True) as f:
             np.testing.assert_array_equal(f["y"][:], frames)
     finally:
@@ -50,10 +54,12 @@ def test_swmr_reader_stream_sees_the_dataset_grow(tmp_path, frames):
     path = tmp_path / "o.h5"
     with HDF5Stream(f"{path}:/y", "w-", swmr=True) as out:
         out.put(frames[:4])
+        out.flush()
         with HDF5Stream(f"{path}:/y", "r", swmr=True) as live:
             assert len(live) == 4
             np.testing.assert_array_equal(live.get(10), frames[:4])
             out.put(frames[4:9])
+            out.flush()
             assert live.refresh() == 9
             np.testing.assert_array_equal(live.get(10), frames[4:9])
             assert len(live.get(10)) == 0

@@ -102,13 +102,15 @@ def test_wrong_frame_shape_on_put_is_refused():
 
 
 def test_lossy_dtype_on_put_is_refused_and_safe_casts_are_made():
-    """Floats into an integer stream raise TypeError; integers into a float stream are cast."""
+    """Floats into an integer stream and int64 into float32 raise TypeError; int16 into float32 is cast."""
     stream = SequenceStream(frame_shape=(2,), dtype=np.int32)
     with pytest.raises(TypeError, match="without loss"):
         stream.put(np.ones((1, 2), dtype=np.float32))
     floats = SequenceStream(frame_shape=(2,))
-    floats.put(np.array([[1, 2]], dtype=np.int64))
-    assert floats.get(1).dtype == np.float32
+    with pytest.raises(TypeError, match="int64 cannot be written to a float32"):
+        floats.put(np.array([[1, 2]], dtype=np.int64))
+    floats.put(np.array([[1, 2]], dtype=np.int16))
+    assert floats.get(1).tolist() == [[1.0, 2.0]] and len(floats) == 1
 
 
 def test_data_that_contradicts_frame_shape_is_refused():
