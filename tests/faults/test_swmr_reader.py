@@ -1,0 +1,84 @@
+"""Fault 9: a SWMR reader in another process never sees a chunk before its data is written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from streamreg import Runner
+from tests.faults.common import DT, recording, reference, release, script, write_input
+from tests.runner_models import model
+
+_READER = """
+import json, time
+import h5py
+import numpy as np
+
+ref = np.load({ref!r})
+print("ready", flush=True)
+seen, polls, bad = 0, 0, None
+deadline = time.monotonic() + 25
+f = None
+while time.monotonic() < deadline and seen < len(ref) and bad is None:
+    try:
+        if f is None:
+            f = h5py.File({path!r}, "r", libver="latest", swmr=True)
+        if "y" not in f:
+            f.close()
+            f = None
+            continue
+        ds = f["y"]
+        ds.refresh()
+        n = ds.shape[0]
+        frames = ds[:n]
+    except (OSError, KeyError):
+        if f is not None:
+            f.close()
+        f = None
+        time.sleep(0.001)
+        continue
+    polls += 1
+    wrong = np.flatnonzero((frames != ref[:n]).reshape(n, -1).any(axis=1))
+    if len(wrong):
+        bad = [int(wrong[0]), n, frames[wrong[0]].tolist()]
+    seen = max(seen, n)
+print(json.dumps({{"seen": seen, "polls": polls, "bad": bad}}), flush=True)
+"""
+
+
+def _watch(tmp_path, entry: str, src: str, ref: np.ndarray, name: str) -> dict:
+    """Start a reader on ``name``, run the model into it while the reader polls; return the reader's report."""
+    out = tmp_path / name
+    reader = subprocess.Popen([sys.executable, str(script(tmp_path, _READER.format(
+        ref=str(tmp_path / "ref.npy"), path=str(out))))], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with reader:
+        assert reader.stdout.readline().strip() == "ready"
+        if entry == "Runner":
+            with Runner(model(0.02), src, f"{out}:/y", dt=DT) as runner:
+                runner.join()
+        else:
+            release(model(0.02).run(src, DT, output=f"{out}:/y"))
+        stdout, stderr = reader.communicate(timeout=30)
+    assert reader.returncode == 0, stderr[-3000:]
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.timeout(40)
+@pytest.mark.parametrize("entry", ["Runner", "run"])
+def test_a_swmr_reader_sees_only_written_frames(tmp_path, entry):
+    """A reader process polling out.h5:/y (SWMR) while a run writes non-zero frames sees, at every poll, only
+    frames equal to the reference (never a zero-filled chunk), and in the end all of them. Three runs each,
+    since the race is in the first chunk."""
+    x = recording(120)
+    src = write_input(tmp_path, x)
+    ref = reference(x)
+    np.save(tmp_path / "ref.npy", ref)
+    for i in range(3):
+        report = _watch(tmp_path, entry, src, ref, f"out{i}.h5")
+        assert report["bad"] is None, (
+            f"run {i}: frame {report['bad'][0]} of the {report['bad'][1]} seen was {report['bad'][2]}")
+        assert report["seen"] == len(ref) and report["polls"] > 1, report
