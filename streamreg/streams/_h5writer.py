@@ -16,7 +16,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-__all__ = ["ChunkWriter", "create_time_dataset"]
+__all__ = ["ChunkWriter", "create_time_dataset", "open_for_writing"]
 
 _CHUNK_BYTES = 1 << 20  # HDF5 chunks of created datasets: about 1 MiB, so later reads stay fast
 _MAX_BUFFER_BYTES = 64 << 20  # larger chunks are written through, as they come
@@ -191,3 +191,15 @@ def create_time_dataset(
         dtype=dtype,
         compression=compression,
     )
+
+
+def open_for_writing(path: str, *, swmr: bool) -> h5py.File:
+    """Open ``path`` for writing (creating it), with a chunk index that a failed write can be rolled back in.
+
+    Datasets get HDF5 1.10 layouts (an extensible-array chunk index, which survives cutting the extent back
+    after a full disk; the 1.8 B-tree lost chunks there). A new file keeps a version 0 superblock unless
+    SWMR needs the latest one, so a killed writer leaves no "file is already open for write" flags behind.
+    """
+    if not swmr and not os.path.exists(path):
+        h5py.File(path, "a").close()
+    return h5py.File(path, "a", libver="latest" if swmr else ("v110", "latest"))

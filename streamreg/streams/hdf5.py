@@ -12,13 +12,12 @@ import numpy as np
 from streamreg._hdf5 import parse_h5_path, resolve_dataset
 from streamreg._validation import check_choice, check_nonnegative_int, check_numeric_dtype, check_positive_int
 from streamreg.exceptions import ChunkShapeError, OutputExistsError
-from streamreg.streams._h5writer import ChunkWriter, create_time_dataset
+from streamreg.streams._h5writer import ChunkWriter, create_time_dataset, open_for_writing
 from streamreg.streams.base import Stream
 
 __all__ = ["HDF5Stream", "create_time_dataset"]
 
 _MODES = ("r", "r+", "a", "w", "w-", "x")
-_WRITE_LIBVER = ("v110", "latest")  # extensible-array chunk index: rolls back cleanly after a failed write; SWMR-ready
 
 
 class HDF5Stream(Stream):
@@ -129,7 +128,7 @@ class HDF5Stream(Stream):
                 kw = {"libver": "latest", "swmr": True} if self._swmr else {}
                 self._file = h5py.File(path, "r", **kw)
             else:
-                self._file = h5py.File(path, "a", libver=_WRITE_LIBVER)
+                self._file = open_for_writing(path, swmr=self._swmr)
             group, name = self._file, dataset
         elif isinstance(location, h5py.Dataset):
             return location.parent, location.name, location
