@@ -16,13 +16,14 @@ Goal (issue 8, fault 1): every trial passes, with at least 30 trials.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(os.path.abspath(__file__)).parents[1]))
 
 from tests.faults.kill import Trial, kill_trial
 
