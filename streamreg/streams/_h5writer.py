@@ -16,7 +16,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-__all__ = ["ChunkWriter", "create_time_dataset", "open_for_writing"]
+from streamreg.exceptions import ChunkShapeError, OutputExistsError
+
+__all__ = ["ChunkWriter", "check_time_dataset", "create_time_dataset", "existing_output", "open_for_writing"]
 
 _CHUNK_BYTES = 1 << 20  # HDF5 chunks of created datasets: about 1 MiB, so later reads stay fast
 _MAX_BUFFER_BYTES = 64 << 20  # larger chunks are written through, as they come
@@ -203,3 +205,37 @@ def open_for_writing(path: str, *, swmr: bool) -> h5py.File:
     if not swmr and not os.path.exists(path):
         h5py.File(path, "a").close()
     return h5py.File(path, "a", libver="latest" if swmr else ("v110", "latest"))
+
+
+def check_time_dataset(ds: h5py.Dataset) -> None:
+    """Refuse a scalar or null-dataspace dataset: a stream needs ``(T, *frame)``."""
+    if not ds.shape:
+        what = "a scalar" if ds.shape == () else "empty (no dataspace)"
+        where = f"dataset {ds.name!r} in {ds.file.filename!r}"
+        msg = f"{where} is {what}; a stream needs shape (T, *frame) with time on axis 0."
+        raise ChunkShapeError(msg)
+
+
+def existing_output(group: h5py.Group, name: str, mode: str) -> h5py.Dataset | None:
+    """The dataset ``group[name]`` a writer in ``mode`` ("w-", "w", "a") appends to, or None to create one.
+
+    "w-" refuses an existing dataset, "w" deletes it; a group is never replaced.
+    """
+    existing = group.get(name)
+    where = group.file.filename
+    if existing is not None and not isinstance(existing, h5py.Dataset):
+        msg = f"{name!r} in {where!r} is a group, not a dataset; name a dataset path (a group is never replaced)."
+        raise OutputExistsError(msg)
+    if existing is None:
+        return None
+    if mode == "w-":
+        msg = (
+            f"dataset {name!r} already exists in {where!r} with {existing.shape[0] if existing.shape else 0} frames; "
+            "use mode 'w' (overwrite=True) to replace it or 'a' to append."
+        )
+        raise OutputExistsError(msg)
+    if mode == "w":
+        del group[name]
+        return None
+    check_time_dataset(existing)  # mode "a"
+    return existing

@@ -42,7 +42,8 @@ class GeneratorStream(Stream):
     Blocks are otherwise taken only when ``get`` needs them. A block of the
     wrong shape raises :class:`~streamreg.exceptions.ChunkShapeError` naming
     its index; the frames read before it in that ``get`` are kept for the next.
-    :meth:`close` closes a generator.
+    :meth:`close` closes a generator. :attr:`in_memory` is True for a list or
+    tuple of blocks; a generator may do any work (read a file), so it is False.
 
     Examples
     --------

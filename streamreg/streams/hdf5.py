@@ -11,8 +11,14 @@ import numpy as np
 
 from streamreg._hdf5 import parse_h5_path, resolve_dataset
 from streamreg._validation import check_choice, check_nonnegative_int, check_numeric_dtype, check_positive_int
-from streamreg.exceptions import ChunkShapeError, OutputExistsError
-from streamreg.streams._h5writer import ChunkWriter, create_time_dataset, open_for_writing
+from streamreg.exceptions import ChunkShapeError
+from streamreg.streams._h5writer import (
+    ChunkWriter,
+    check_time_dataset,
+    create_time_dataset,
+    existing_output,
+    open_for_writing,
+)
 from streamreg.streams.base import Stream
 
 __all__ = ["HDF5Stream", "create_time_dataset"]
@@ -61,7 +67,9 @@ class HDF5Stream(Stream):
     Errors: a failed write (a full disk) raises ``OSError`` naming the file and
     dataset, cuts the dataset back to the frames of the last successful ``flush()``
     (so it holds only frames written whole), and the stream takes no more frames;
-    :meth:`close` still releases the file. ``put`` refuses lossy casts (float32
+    :meth:`close` still releases the file. Files opened from a string get HDF5 1.10
+    object formats (readable by HDF5 ≥ 1.10; a new file keeps a version 0
+    superblock unless ``swmr``). ``put`` refuses lossy casts (float32
     into float16, int64 into int8): ``TypeError``. Reading: ``get`` reads from the
     read position to at most the current length; :meth:`get_into` reads into a
     given buffer with ``Dataset.read_direct``, without allocating.
@@ -152,41 +160,12 @@ class HDF5Stream(Stream):
         return group, name, None
 
     def _prepare(self, ds: h5py.Dataset | None) -> h5py.Dataset | None:
-        mode, group, name = self._mode, self._group, self._name
-        if mode in ("r", "r+"):
-            self._check_appendable(ds)
+        if self._mode in ("r", "r+"):
+            check_time_dataset(ds)
             return ds
-        existing = group.get(name)
-        if existing is not None and not isinstance(existing, h5py.Dataset):
-            msg = (
-                f"{name!r} in {group.file.filename!r} is a group, not a dataset; "
-                "name a dataset path (a group is never replaced)."
-            )
-            raise OutputExistsError(msg)
-        if existing is None:
-            return None
-        if mode == "w-":
-            msg = (
-                f"dataset {name!r} already exists in {group.file.filename!r} "
-                f"with {existing.shape[0] if existing.shape else 0} frames; "
-                "use mode 'w' (overwrite=True) to replace it or 'a' to append."
-            )
-            raise OutputExistsError(msg)
-        if mode == "w":
-            del group[name]
-            return None
-        self._check_appendable(existing)  # mode "a"
-        self._write_pos = existing.shape[0]
+        existing = existing_output(self._group, self._name, self._mode)
+        self._write_pos = 0 if existing is None else existing.shape[0]
         return existing
-
-    def _check_appendable(self, ds: h5py.Dataset) -> None:
-        if not ds.shape:
-            what = "a scalar" if ds.shape == () else "empty (no dataspace)"
-            msg = (
-                f"dataset {ds.name!r} in {ds.file.filename!r} is {what}; a stream needs shape "
-                "(T, *frame) with time on axis 0."
-            )
-            raise ChunkShapeError(msg)
 
     # -- protocol --------------------------------------------------------------
     @property

@@ -56,7 +56,7 @@ class QueueStream(Stream):
     Examples
     --------
     >>> q = QueueStream((2,), maxsize=4)
-    >>> q.put(np.ones((3, 2)))
+    >>> q.put(np.ones((3, 2), dtype=np.float32))
     >>> q.end()
     >>> q.get(5).shape, q.get(5).shape
     ((3, 2), (0, 2))

@@ -49,7 +49,7 @@ class SequenceStream(Stream):
     Examples
     --------
     >>> s = SequenceStream(frame_shape=(2,), max_frames=3)
-    >>> s.put(np.arange(10.0).reshape(5, 2))
+    >>> s.put(np.arange(10, dtype=np.float32).reshape(5, 2))
     >>> s.dropped, s.position, s.get(1).tolist()
     (2, 2, [[4.0, 5.0]])
     """
