@@ -28,10 +28,10 @@ from _util import reset_peak_rss, run_child, status_kb
 
 from streamreg import Sequential
 from streamreg._hdf5 import H5Files
-from streamreg.optim.recording import open_recording
 from streamreg.filters import LowPass, TemporalFIR
 from streamreg.models import LN, Retina
 from streamreg.optim.optimize import _ChunkedObjective
+from streamreg.optim.recording import open_recording
 
 MODELS = {
     "LN (10,5,5) on 20x20": (lambda: LN((10, 5, 5), "softplus"), (20, 20)),

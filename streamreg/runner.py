@@ -11,13 +11,13 @@ import traceback
 from typing import Any
 
 import torch
-from torch import nn
 
 from streamreg._keywords import suggest_keywords
 from streamreg._run import Job, RunOptions, prepare_job
 from streamreg._run.job import finish_job
 from streamreg._validation import check_positive_int
 from streamreg.exceptions import RunnerError
+from streamreg.layer import Layer
 
 __all__ = ["Runner"]
 
@@ -30,7 +30,7 @@ class Runner(threading.Thread):
 
     Parameters
     ----------
-    model : streamreg.Layer or torch.nn.Module
+    model : streamreg.Layer
         The model; it is used by the thread while the Runner runs, so do not call it meanwhile.
     input : array, tensor, h5py.Dataset, "file.h5:/dataset" or Stream
         Any form :meth:`streamreg.Layer.run` accepts. An infinite stream runs until :meth:`stop`.
@@ -83,8 +83,11 @@ class Runner(threading.Thread):
         progress: bool = False,
         max_memory: int | str | None = None,
     ) -> None:
-        if not isinstance(model, nn.Module):
-            msg = f"model must be a streamreg.Layer or torch.nn.Module; got {type(model).__name__}."
+        if not isinstance(model, Layer):
+            msg = (
+                f"model must be a streamreg.Layer (wrap plain torch modules in streamreg.Sequential); "
+                f"got {type(model).__name__}."
+            )
             raise TypeError(msg)
         super().__init__(name=f"Runner({type(model).__name__})", daemon=False)
         opts = RunOptions(dt=check_positive_int(dt, "dt"), max_memory=max_memory, reset=reset, progress=progress,
@@ -158,8 +161,9 @@ class Runner(threading.Thread):
                 else:
                     self._error.add_note(f"while closing the run's files: {type(exc).__name__}: {exc}")
             self._finished.set()
-            with _live_lock:
-                _live.discard(self)
+            if self._error is None:  # a failed Runner stays listed until its error is raised in a caller
+                with _live_lock:
+                    _live.discard(self)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the thread to end; re-raise its exception (once) in the caller's thread.
@@ -193,6 +197,8 @@ class Runner(threading.Thread):
     def _raise(self) -> None:
         if self._error is not None and self._finished.is_set() and not self._raised:
             self._raised = True
+            with _live_lock:
+                _live.discard(self)
             raise self._error
 
     def __enter__(self) -> Runner:
@@ -225,7 +231,8 @@ def _stop_all() -> None:
     unreported = False
     for runner in runners:
         if not runner._started.is_set():  # type: ignore[attr-defined]
-            runner._release_unstarted()
+            if not runner._finished.is_set():
+                runner._release_unstarted()
             continue
         _wait_at_exit(runner)
         if runner.error is not None and not runner._raised:

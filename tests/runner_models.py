@@ -12,14 +12,18 @@ from streamreg.filters import LowPass, TemporalFIR
 
 
 class Sleep(Layer):
-    """Passes frames through after sleeping ``seconds`` per chunk, so a child process runs long enough to watch."""
+    """Passes frames through after sleeping ``seconds`` per chunk, so a child process runs long enough to watch.
+
+    The delay is a private attribute: it does not change the output, so it is not part of the model's
+    fingerprint, and a run made with one delay resumes with another.
+    """
 
     def __init__(self, seconds: float = 0.0) -> None:
         super().__init__()
-        self.seconds = seconds
+        self._seconds = seconds
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        time.sleep(self.seconds)
+        time.sleep(self._seconds)
         return x
 
 

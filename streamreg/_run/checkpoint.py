@@ -114,12 +114,17 @@ class OutputGuard:
         self._fd: int | None = None
         self._opts = opts
 
-    def reserve(self) -> None:
-        """Take the lock, clean up after a killed run, and load or refuse an existing checkpoint."""
+    def reserve(self, *, repair: bool) -> None:
+        """Take the lock, clean up after a killed run, and load or refuse an existing checkpoint.
+
+        ``repair``: the run opens the file itself (a string output), so flags set in its
+        superblock were left by a killed writer (a file the caller passed open has them set
+        by the caller's own handle).
+        """
         self._lock()
         try:
             self._clean_temporaries()
-            if os.path.exists(self.filename) and read_status_flags(self.filename):
+            if repair and os.path.exists(self.filename) and read_status_flags(self.filename):
                 clear_status_flags(self.filename)  # left by a killed writer: we hold the lock, none is live
             self._decide()
         except BaseException:
@@ -167,8 +172,8 @@ class OutputGuard:
     def _clean_temporaries(self) -> None:
         """Temporary checkpoint and file-creation files of killed runs (no live run owns them: we hold the lock)."""
         folder, base = os.path.split(self.filename)
-        pattern = [f"{glob.escape(self.filename)}.*.tmp", os.path.join(glob.escape(folder), f".{glob.escape(base)}.*.tmp")]
-        for path in (p for pat in pattern for p in glob.glob(pat)):
+        patterns = (f"{glob.escape(self.filename)}.*.tmp", os.path.join(glob.escape(folder), f".{glob.escape(base)}.*.tmp"))
+        for path in (p for pattern in patterns for p in glob.glob(pattern)):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
 

@@ -136,13 +136,27 @@ class Output:
     owned: bool = False
 
 
-def open_writer(output: Any, files: H5Files, *, n: int | None, overwrite: bool, append: bool, swmr: bool) -> Output:
-    """Resolve ``output`` into a writer for ``n`` frames (``None``: unknown).
+def open_writer(output: Any, files: H5Files, *, n: int | None, overwrite: bool, append: bool, swmr: bool,
+                dtype: torch.dtype) -> Output:
+    """Resolve ``output`` into a writer for ``n`` frames (``None``: unknown) of the model's ``dtype``.
 
-    ``append`` opens an existing HDF5 dataset to continue it (resume). Existence and
-    length are checked here, before any work; HDF5 datasets are created on the first
+    ``append`` opens an existing HDF5 dataset to continue it (resume). Existence, length and
+    a lossless dtype are checked here, before any work; HDF5 datasets are created on the first
     ``put``, so a run that fails before its first chunk leaves no dataset.
     """
+    if isinstance(output, (np.ndarray, h5py.Dataset)):  # before a dataset is truncated for overwrite
+        _check_cast(_numpy(dtype), output.dtype, "output array" if isinstance(output, np.ndarray) else "output")
+    out = _open_writer(output, files, n=n, overwrite=overwrite, append=append, swmr=swmr)
+    if isinstance(out.writer.dtype, np.dtype):
+        _check_cast(_numpy(dtype), out.writer.dtype, "output")
+    return out
+
+
+def _numpy(dtype: torch.dtype) -> np.dtype:
+    return torch.empty(0, dtype=dtype).numpy().dtype
+
+
+def _open_writer(output: Any, files: H5Files, *, n: int | None, overwrite: bool, append: bool, swmr: bool) -> Output:
     if output is None:
         writer = ArrayWriter(None, n)
         return Output(writer, writer.result)
@@ -164,13 +178,33 @@ def open_writer(output: Any, files: H5Files, *, n: int | None, overwrite: bool, 
     mode = "a" if append else ("w" if overwrite else "w-")
     if isinstance(output, str):
         path, dataset = parse_h5_path(output, "output")
-        stream = HDF5Stream(files.open(path, write=True, name="output", swmr=swmr), mode, name=dataset, swmr=swmr)
+        group = files.open(path, write=True, name="output", swmr=swmr)
+        _check_new_dataset(group, dataset, append or overwrite)
+        stream = HDF5Stream(group, mode, name=dataset, swmr=swmr)
         return Output(stream, lambda: output, owned=True)
     if isinstance(output, h5py.Group):
+        _check_new_dataset(output, DEFAULT_OUTPUT_NAME, append or overwrite)
         stream = HDF5Stream(output, mode, name=DEFAULT_OUTPUT_NAME, swmr=swmr)
         return Output(stream, lambda: stream.dataset, owned=True)
     msg = f"output must be {_OUTPUT_FORMS}; got {type(output).__name__}."
     raise TypeError(msg)
+
+
+def _check_new_dataset(group: h5py.Group, name: str, replace: bool) -> None:
+    """A named output that exists must be a time series, and is kept unless ``overwrite``/``resume`` is given."""
+    existing = group.get(name)
+    if not isinstance(existing, h5py.Dataset):
+        return  # missing (created on the first chunk), or a group (refused by HDF5Stream: never replaced)
+    where = f"{existing.name!r} in {group.file.filename!r}"
+    if not existing.shape:
+        msg = f"output dataset {where} is a scalar; an output needs shape (T, *frame) with time on axis 0."
+        raise ChunkShapeError(msg)
+    if not replace:
+        msg = (
+            f"output dataset {where} already exists with {existing.shape[0]} frames; pass overwrite=True "
+            "to replace it, or resume=True to continue a run that saved checkpoints (checkpoint_every)."
+        )
+        raise OutputExistsError(msg)
 
 
 def _existing_dataset(ds: h5py.Dataset, n: int | None, overwrite: bool, append: bool) -> HDF5Stream:
@@ -230,10 +264,14 @@ def check_first_output(writer: Stream, frame: tuple[int, ...], dtype: np.dtype) 
             f"of shape {tuple(writer.frame_shape)}."
         )
         raise ChunkShapeError(msg)
-    if isinstance(writer.dtype, np.dtype) and not np.can_cast(dtype, writer.dtype, casting="safe"):
-        name = "output array" if isinstance(writer, ArrayWriter) else "output"
+    if isinstance(writer.dtype, np.dtype):
+        _check_cast(dtype, writer.dtype, "output array" if isinstance(writer, ArrayWriter) else "output")
+
+
+def _check_cast(dtype: np.dtype, target: np.dtype, name: str) -> None:
+    if not np.can_cast(dtype, target, casting="safe"):
         msg = (
-            f"{name} has dtype {writer.dtype}, which cannot hold the layer's {np.dtype(dtype)} output without "
+            f"{name} has dtype {target}, which cannot hold the layer's {np.dtype(dtype)} output without "
             "loss; give an output of a wider dtype (or none, for the model's own)."
         )
         raise TypeError(msg)

@@ -3,9 +3,8 @@
 A model is identified by its class, every parameter and buffer (streaming state
 excluded) and every setting that is not a tensor (a threshold, a nonlinearity,
 ``n_stages``, an FIR method), module by module. An input is identified by its
-kind, shape, dtype, length and source, and by a CRC-32 of every frame the run
-has read, computed alongside the run (:func:`update_crc`) and checked again on
-resume (:func:`prefix_crc`).
+kind, shape, dtype, length and source, and by a CRC-32 of every frame of its
+range (:func:`frames_crc`), computed when the run starts and again on resume.
 """
 
 from __future__ import annotations
@@ -18,9 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from streamreg._run.plan import Plan
 from streamreg.streams.base import Stream
 
-__all__ = ["input_fingerprint", "model_fingerprint", "prefix_crc", "update_crc"]
+__all__ = ["frames_crc", "input_fingerprint", "model_fingerprint"]
 
 _SETTING_TYPES = (bool, int, float, str, type(None), torch.dtype)
 
@@ -62,26 +62,24 @@ def _setting_text(value: Any) -> str:
     return type(value).__qualname__
 
 
-def input_fingerprint(stream: Stream) -> dict[str, Any]:
-    """Kind, frame shape, dtype, length and (for files) the source of an input stream."""
+def input_fingerprint(stream: Stream, plan: Plan) -> dict[str, Any]:
+    """Kind, frame shape, dtype, length and source of an input, and a CRC-32 of every frame the plan reads.
+
+    The frames are read once more for the CRC (a seekable input; the position is kept), so a
+    resume refuses an input changed anywhere, not only in the part already computed.
+    """
+    end = plan.end if plan.end is not None else stream.length
     return {
         "type": type(stream).__name__,
         "frame_shape": list(stream.frame_shape or ()),
         "dtype": str(stream.dtype),
         "frames": stream.length,
         "source": None if stream.location is None else ":".join(stream.location),
+        "crc32": None if end is None else frames_crc(stream, plan.first, end, plan.dt),
     }
 
 
-def update_crc(crc: int, frames: np.ndarray | torch.Tensor) -> int:
-    """The running CRC-32 after ``frames`` (native byte order, C order)."""
-    if isinstance(frames, torch.Tensor):
-        frames = frames.detach().cpu().numpy()
-    arr = np.ascontiguousarray(frames, dtype=frames.dtype.newbyteorder("="))
-    return zlib.crc32(memoryview(arr).cast("B"), crc)
-
-
-def prefix_crc(stream: Stream, first: int, end: int, dt: int) -> int:
+def frames_crc(stream: Stream, first: int, end: int, dt: int) -> int:
     """CRC-32 of frames ``[first, end)`` of a seekable stream, read in chunks; the position is kept."""
     position = stream.position
     crc = 0
@@ -92,8 +90,16 @@ def prefix_crc(stream: Stream, first: int, end: int, dt: int) -> int:
             chunk = stream.get(min(dt, end - pos))
             if len(chunk) == 0:
                 break
-            crc = update_crc(crc, chunk)
+            crc = _update_crc(crc, chunk)
             pos += len(chunk)
     finally:
         stream.seek(position)
     return crc
+
+
+def _update_crc(crc: int, frames: np.ndarray | torch.Tensor) -> int:
+    """The running CRC-32 after ``frames`` (native byte order, C order)."""
+    if isinstance(frames, torch.Tensor):
+        frames = frames.detach().cpu().numpy()
+    arr = np.ascontiguousarray(frames, dtype=frames.dtype.newbyteorder("="))
+    return zlib.crc32(memoryview(arr).cast("B"), crc)

@@ -14,7 +14,7 @@ from streamreg._h5repair import superblock_version
 from streamreg._hdf5 import H5Files
 from streamreg._run.checkpoint import OutputGuard
 from streamreg._run.endpoints import Output, check_not_input, hdf5_location, open_reader, open_writer
-from streamreg._run.fingerprint import input_fingerprint, model_fingerprint, prefix_crc
+from streamreg._run.fingerprint import input_fingerprint, model_fingerprint
 from streamreg._run.loop import ChunkLoop
 from streamreg._run.options import RunOptions
 from streamreg._run.plan import Plan, make_plan
@@ -26,7 +26,7 @@ __all__ = ["Job", "finish_job", "prepare_job", "run_layer"]
 
 _PROGRESS_MIN_CHUNKS = 4
 _RESUME_KEYS = (("model", "model (class, weights, buffers or settings)"), ("input", "input (kind, shape, dtype, "
-                "length or source)"), ("dt", "dt"), ("start", "start"), ("end", "stop/n_frames"))
+                "length, source or frames)"), ("dt", "dt"), ("start", "start"), ("end", "stop/n_frames"))
 
 
 @dataclass
@@ -53,8 +53,7 @@ class Job:
         """A checkpoint of where the run stands now."""
         p = self.progress
         state = _to_cpu(self.layer.get_state()) if hasattr(self.layer, "get_state") else {}
-        return {**self.base, "in_pos": p.in_pos, "out_pos": p.out_pos, "chunks": p.chunks_done,
-                "input_crc": p.input_crc, "state": state}
+        return {**self.base, "in_pos": p.in_pos, "out_pos": p.out_pos, "chunks": p.chunks_done, "state": state}
 
 
 def run_layer(layer: Any, input: Any, output: Any, opts: RunOptions) -> Any:  # noqa: A002
@@ -85,7 +84,7 @@ def prepare_job(layer: Any, input: Any, output: Any, opts: RunOptions) -> Job:  
     job = None
     try:
         if guard is not None:
-            guard.reserve()
+            guard.reserve(repair=isinstance(output, str))
         job = _open(layer, input, output, files, guard, opts)
         _position(job, opts)
     except BaseException:
@@ -112,7 +111,8 @@ def _open(layer: Any, input: Any, output: Any, files: H5Files, guard: OutputGuar
         layer.reset_state()
     plan = make_plan(layer, reader, opts)
     resumed = guard is not None and guard.record is not None
-    out = open_writer(output, files, n=plan.total, overwrite=opts.overwrite, append=resumed, swmr=swmr)
+    out = open_writer(output, files, n=plan.total, overwrite=opts.overwrite, append=resumed, swmr=swmr,
+                      dtype=plan.dtype)
     job = Job(layer, reader, out, files, plan, Progress(in_pos=plan.first), guard)
     if guard is not None:
         guard.replaced()
@@ -121,7 +121,7 @@ def _open(layer: Any, input: Any, output: Any, files: H5Files, guard: OutputGuar
             msg = "checkpoint_every and resume need an output dataset resizable along time (maxshape (None, ...))."
             raise ValueError(msg)
         job.checkpoint_every = opts.checkpoint_every or (guard.record or {}).get("every")
-        job.base = {"model": model_fingerprint(layer), "input": input_fingerprint(reader), "dt": plan.dt,
+        job.base = {"model": model_fingerprint(layer), "input": input_fingerprint(reader, plan), "dt": plan.dt,
                     "start": plan.start, "end": plan.end, "first": plan.first, "swmr": swmr,
                     "every": job.checkpoint_every}
     return job
@@ -163,12 +163,6 @@ def _restore(job: Job, record: dict[str, Any]) -> None:
             )
             raise ValueError(msg)
     in_pos, out_pos = int(record["in_pos"]), int(record["out_pos"])
-    if prefix_crc(job.reader, job.plan.first, in_pos, job.plan.dt) != int(record["input_crc"]):
-        msg = (
-            f"resume=True: input frames [{job.plan.first}, {in_pos}) differ from those the checkpoint {where} "
-            "was made from; resume with the same input, or start again with overwrite=True."
-        )
-        raise ValueError(msg)
     held = job.output.writer.length or 0
     if held < out_pos:
         msg = (
@@ -178,7 +172,7 @@ def _restore(job: Job, record: dict[str, Any]) -> None:
         raise ValueError(msg)
     job.layer.set_state(record["state"])
     job.progress = Progress(in_pos=in_pos, out_pos=out_pos, frames_done=out_pos, chunks_done=int(record["chunks"]),
-                            resumed=True, input_crc=int(record["input_crc"]))
+                            resumed=True)
     job.reader.seek(in_pos)
     if held:
         job.output.writer.truncate(out_pos)

@@ -24,7 +24,6 @@ from tqdm.auto import tqdm
 
 from streamreg._modules import preserved_state
 from streamreg._run.endpoints import check_first_output
-from streamreg._run.fingerprint import update_crc
 from streamreg.exceptions import ChunkShapeError
 
 __all__ = ["ChunkLoop", "check_output"]
@@ -67,7 +66,6 @@ class ChunkLoop:
         self._saving: Future | None = None
         self._ring: list[np.ndarray] = []
         self._slot = 0
-        self._crc = job.progress.input_crc  # running CRC of the frames read (the I/O thread's copy)
 
     def stopping(self) -> bool:
         """True once the run was asked to stop or a failure aborted it."""
@@ -102,13 +100,12 @@ class ChunkLoop:
         with torch.no_grad():
             while True:
                 got = read.result()
-                if got is None or len(got[0]) == 0:  # stopped while waiting, or the input ended
+                if got is None or len(got) == 0:  # stopped while waiting, or the input ended
                     self.progress.finished = got is not None
                     return
-                x, crc = got
+                x = got
                 first = self.progress.in_pos
                 self.progress.in_pos += len(x)
-                self.progress.input_crc = crc
                 # Once stopping, read no further: the chunk in hand (already taken from the
                 # stream) is still computed and written, so no frame is dropped.
                 stopping = self.stopping()
@@ -159,18 +156,16 @@ class ChunkLoop:
         io.submit(self.writer.put, np.empty((0, *y.shape[1:]), dtype=_numpy_dtype(y))).result()
 
     # -- I/O thread ---------------------------------------------------------------
-    def _read(self, n: int) -> tuple[torch.Tensor, int] | None:
+    def _read(self, n: int) -> torch.Tensor | None:
         if n == 0:
-            return torch.empty((0, *(self.reader.frame_shape or ()))), self.progress.input_crc
+            return torch.empty((0, *(self.reader.frame_shape or ())))
         frames = self._get(n)
         if frames is None:
             return None
-        crc = update_crc(self._crc, frames) if self.job.checkpoint_every is not None else 0
-        self._crc = crc
         x = torch.from_numpy(frames) if isinstance(frames, np.ndarray) else frames
         if self.plan.device is not None and self.plan.device.type == "cuda" and x.device.type == "cpu":
             x = x.pin_memory()  # so the copy to the GPU can overlap the model
-        return x, crc
+        return x
 
     def _get(self, n: int) -> np.ndarray | torch.Tensor | None:
         reader = self.reader

@@ -13,8 +13,7 @@ class Progress:
 
     ``in_pos`` is the absolute input index of the next frame to compute, ``out_pos``
     the output frames handed to the writer and ``frames_done`` those it has written
-    (updated by the I/O thread). ``input_crc`` is the running CRC-32 of the input
-    frames computed so far (kept when the run checkpoints, to recognise its input).
+    (updated by the I/O thread).
     """
 
     in_pos: int
@@ -23,4 +22,3 @@ class Progress:
     chunks_done: int = 0
     finished: bool = False  # the input ended or the frame range was done
     resumed: bool = False  # started from a checkpoint
-    input_crc: int = 0

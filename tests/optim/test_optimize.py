@@ -12,10 +12,10 @@ import torch.nn.functional as F
 
 from streamreg import ChunkShapeError, Layer, Sequential
 from streamreg._hdf5 import H5Files
-from streamreg.optim.recording import open_recording
 from streamreg.filters import BernoulliSpikes, Conv3d, HighPass, LowPass, TemporalFIR
 from streamreg.models import LN, Retina
 from streamreg.optim.optimize import _ChunkedObjective
+from streamreg.optim.recording import open_recording
 
 
 def _recordings(x, target):
