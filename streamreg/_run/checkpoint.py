@@ -172,7 +172,8 @@ class OutputGuard:
     def _clean_temporaries(self) -> None:
         """Temporary checkpoint and file-creation files of killed runs (no live run owns them: we hold the lock)."""
         folder, base = os.path.split(self.filename)
-        patterns = (f"{glob.escape(self.filename)}.*.tmp", os.path.join(glob.escape(folder), f".{glob.escape(base)}.*.tmp"))
+        escaped = glob.escape(self.filename), glob.escape(folder), glob.escape(base)
+        patterns = (f"{escaped[0]}.*.tmp", os.path.join(escaped[1], f".{escaped[2]}.*.tmp"))
         for path in (p for pattern in patterns for p in glob.glob(pattern)):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
