@@ -45,14 +45,16 @@ class Trial:
 
     k: int
     delay: float
+    after_first_chunk: bool = False
     outcome: str = ""
     failure: str = ""
 
 
-def kill_trial(folder: Path, k: int, delay: float) -> Trial:
+def kill_trial(folder: Path, k: int, delay: float, after_first_chunk: bool = False) -> Trial:
     """Run the standard model from ``in.h5:/x`` to ``out.h5:/y`` in a child, SIGKILL it ``delay`` s after it is
-    about to call ``run()``, recover (resume if a checkpoint exists, else overwrite or a plain run) and check."""
-    trial = Trial(k, delay)
+    about to call ``run()`` (or, with ``after_first_chunk``, after the output file first holds a chunk's worth of
+    bytes), recover (resume if a checkpoint exists, else overwrite or a plain run) and check the result."""
+    trial = Trial(k, delay, after_first_chunk)
     x = recording()
     src = write_input(folder, x)
     out = folder / "out.h5"
@@ -62,6 +64,8 @@ def kill_trial(folder: Path, k: int, delay: float) -> Trial:
     with child:
         try:
             ready = child.stdout.readline().strip() == "ready"
+            if after_first_chunk:
+                _wait_for_data(out, child)
             time.sleep(delay)
             child.send_signal(signal.SIGKILL)
             child.wait(timeout=20)
@@ -78,6 +82,15 @@ def kill_trial(folder: Path, k: int, delay: float) -> Trial:
         return trial
     trial.failure = _check(folder, out, x)
     return trial
+
+
+def _wait_for_data(out: Path, child: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Wait until ``out`` has grown past 2 KiB, the size of its first metadata: a chunk reached it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and child.poll() is None:
+        if out.exists() and out.stat().st_size > 2048:
+            return
+        time.sleep(0.005)
 
 
 def _check(folder: Path, out: Path, x: np.ndarray) -> str:
