@@ -77,6 +77,6 @@ def test_disk_full_loses_nothing(tmp_path, small_disk, checkpoint_every):
         assert checkpoints(small_disk), "the last good checkpoint was lost"
     filler.unlink()
     plan = recover(small_disk, src, out, checkpoint_every)
-    assert plan == ("rerun" if checkpoint_every is None else "resumed")
+    assert plan in (("rerun", "fresh") if checkpoint_every is None else ("resumed",))
     np.testing.assert_array_equal(read(out), ref)
     assert leftovers(small_disk) == []

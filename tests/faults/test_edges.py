@@ -80,7 +80,7 @@ def test_a_corrupt_checkpoint_on_cli_resume_is_one_line_and_exit_2(tmp_path):
 @pytest.mark.parametrize("entry", ["run", "Runner"])
 def test_a_bfloat16_model_is_refused_up_front_or_runs_correctly(tmp_path, x, entry):
     """A bfloat16 model into "out.h5:/y": either the run()/Runner call raises TypeError or ValueError naming
-    bfloat16 before any file is created, or the run finishes with the bfloat16 model's output (upcast)."""
+    bfloat16 before any file is created, or the run finishes with the model's output (to bfloat16 accuracy)."""
     bf16 = model().to(torch.bfloat16)
     out = tmp_path / "out.h5"
     refusal = _prepare_bf16(entry, bf16, x, out)
@@ -88,8 +88,8 @@ def test_a_bfloat16_model_is_refused_up_front_or_runs_correctly(tmp_path, x, ent
         assert "bfloat16" in refusal, refusal
         assert not out.exists(), "the refused run created its output file"
         return
-    expected = one_shot(model().to(torch.bfloat16), torch.as_tensor(x).to(torch.bfloat16)).astype(np.float32)
-    np.testing.assert_allclose(read(out), expected, rtol=2e-2, atol=2e-2)
+    expected = one_shot(model(), x)  # upcast model or bfloat16 arithmetic: equal to a few bfloat16 ulps
+    np.testing.assert_allclose(read(out), expected, rtol=5e-2, atol=5e-2 * np.abs(expected).max())
 
 
 def _prepare_bf16(entry: str, bf16: Layer, x: np.ndarray, out) -> str | None:
