@@ -63,7 +63,7 @@ def assert_same_output(actual: np.ndarray, expected: np.ndarray, exact: bool, wh
             diff = np.nanmax(np.abs(actual.astype(np.float64) - expected))
             msg = (
                 f"{what}: not bitwise equal to the one-shot output; {len(bad)} of {actual.size} "
-                f"values differ (first at index {tuple(bad[0])}, max |diff| {diff:.3g})."
+                f"values differ (first at index {tuple(int(i) for i in bad[0])}, max |diff| {diff:.3g})."
             )
             raise AssertionError(msg)
         return
@@ -105,6 +105,12 @@ def assert_chunk_invariant(
     -------
     numpy.ndarray
         The one-shot output.
+
+    Notes
+    -----
+    Besides chunked runs, a layer of bounded ``history`` is checked with
+    ``run(x, start=s, stop=e)`` against the one-shot slice, so a ``history`` that
+    declares fewer past frames than the layer uses fails here.
     """
     exact = layer.chunk_exact if exact is None else exact
     expected = layer.run(x)
@@ -114,7 +120,20 @@ def assert_chunk_invariant(
         assert_same_output(layer.run(x, dt=dt), expected, exact, f"{type(layer).__name__}.run(dt={dt})")
     for sizes in partitions:
         assert_same_output(run_chunks(layer, x, sizes), expected, exact, f"{type(layer).__name__} chunks {list(sizes)}")
+    _check_ranges(layer, x, expected, min(dts, default=1), exact)
     return expected
+
+
+def _check_ranges(layer: Layer, x: Any, expected: np.ndarray, dt: int, exact: bool) -> None:
+    """``run(x, start=s, stop=e)`` must equal the one-shot slice: a check that ``history`` is not under-declared."""
+    n = len(expected)
+    if layer.history is None or n < 2:
+        return  # unbounded history: start= is refused, by design
+    for start, stop in ((1, n), (n // 2, n), (n // 2, n - n // 4)):
+        part = layer.run(x, dt=dt, start=start, stop=stop)
+        assert_same_output(part, expected[start:stop], exact,
+                           f"{type(layer).__name__}.run(start={start}, stop={stop}) (is history={layer.history} "
+                           "enough?)")
 
 
 def public_layers() -> list[type[Layer]]:

