@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from typing import Any
 
 import h5py
@@ -22,6 +23,7 @@ __all__ = ["ChunkWriter", "check_time_dataset", "create_time_dataset", "existing
 
 _CHUNK_BYTES = 1 << 20  # HDF5 chunks of created datasets: about 1 MiB, so later reads stay fast
 _MAX_BUFFER_BYTES = 64 << 20  # larger chunks are written through, as they come
+PUBLISH_INTERVAL_S = 0.2  # a SWMR writer also publishes its partial chunk, at most this often
 
 
 class ChunkWriter:
@@ -35,7 +37,10 @@ class ChunkWriter:
         Frame index of the first frame to write.
     swmr : bool
         Switch the file to SWMR mode after the first write, and flush every chunk as it is written,
-        so that readers see whole chunks, never one before its data.
+        so that readers see whole chunks, never one before its data. The partial last chunk is
+        published too (written and flushed) on the first put and then at most every
+        ``PUBLISH_INTERVAL_S`` seconds, so a live reader follows a slow run without every small
+        put rewriting a chunk.
 
     Notes
     -----
@@ -55,6 +60,7 @@ class ChunkWriter:
         self._held = 0
         self._buf: np.ndarray | None = None
         self._durable = int(ds.shape[0])  # extent known to be on disk (at open or the last flush)
+        self._published = -math.inf  # time.monotonic() of the last SWMR write
         self.failed: OSError | None = None
 
     @property
@@ -87,6 +93,8 @@ class ChunkWriter:
         if i < len(frames):
             self._buffer()[: len(frames) - i] = frames[i:]
             self._held = len(frames) - i
+        if self._swmr and self._held and time.monotonic() - self._published >= PUBLISH_INTERVAL_S:
+            self.spill()
 
     def _fill(self, frames: np.ndarray) -> int:
         """Add frames to the buffer up to the next chunk boundary; write it when full. Return frames taken."""
@@ -144,6 +152,7 @@ class ChunkWriter:
                     ds.flush()
                 else:  # only now that data is in place: switching on flushes the metadata
                     ds.file.swmr_mode = True
+                self._published = time.monotonic()
         except Exception as exc:
             raise self._failure(exc, f"writing frames [{t0}, {t1})") from exc
 

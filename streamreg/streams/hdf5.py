@@ -50,7 +50,8 @@ class HDF5Stream(Stream):
         HDF5 filter of a created dataset (``"gzip"``, ``"lzf"``).
     swmr : bool, default False
         Writing: switch the file to single-writer/multiple-reader mode once the first
-        frames are in the dataset, and flush every HDF5 chunk as it is written, so other
+        frames are in the dataset, and flush every HDF5 chunk as it is written (the
+        partial last one on the first put, then at most every 0.2 s), so other
         processes can read it while it grows (the file must have been opened with
         ``libver="latest"``; a string location is). Reading: open with ``swmr=True`` and
         see the frames flushed so far (:meth:`refresh`).

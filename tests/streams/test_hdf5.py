@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import h5py
 import numpy as np
 import pytest
 
 from streamreg import ChunkShapeError, DatasetNotFoundError, OutputExistsError, StreamClosedError
-from streamreg.streams import HDF5Stream
+from streamreg.streams import HDF5Stream, _h5writer
 
 
 @pytest.fixture
@@ -30,8 +32,9 @@ def test_written_dataset_is_resizable_chunked_along_time_and_complete(tmp_path, 
         np.testing.assert_array_equal(ds[:], frames)
 
 
-def test_swmr_writer_publishes_whole_chunks_and_flush_publishes_the_rest(tmp_path, frames):
+def test_swmr_writer_publishes_whole_chunks_and_flush_publishes_the_rest(tmp_path, frames, monkeypatch):
     """A SWMR reader sees every completed HDF5 chunk after the put that completes it, the rest after flush()."""
+    monkeypatch.setattr(_h5writer, "PUBLISH_INTERVAL_S", 1e9)  # no timed publishing of the partial chunk
     path = tmp_path / "o.h5"
     out = HDF5Stream(f"{path}:/y", "w-", swmr=True, chunk_frames=4)
     try:
@@ -47,6 +50,27 @@ def test_swmr_writer_publishes_whole_chunks_and_flush_publishes_the_rest(tmp_pat
             np.testing.assert_array_equal(f["y"][:], frames)
     finally:
         out.close()
+
+
+def test_swmr_writer_publishes_the_partial_chunk_at_most_every_interval(tmp_path, frames, monkeypatch):
+    """The first put is visible at once (so readers can follow a slow run); later partial chunks are published
+    again only once PUBLISH_INTERVAL_S has passed since the last publication."""
+    monkeypatch.setattr(_h5writer, "PUBLISH_INTERVAL_S", 0.3)
+    path = tmp_path / "o.h5"
+
+    def visible() -> int:
+        with h5py.File(path, "r", libver="latest", swmr=True) as f:
+            return len(f["y"])
+
+    with HDF5Stream(f"{path}:/y", "w-", swmr=True) as out:  # one HDF5 chunk holds every frame here
+        out.put(frames[:2])
+        assert visible() == 2
+        out.put(frames[2:3])
+        assert visible() == 2  # just published: this one waits
+        time.sleep(0.35)
+        out.put(frames[3:5])
+        assert visible() == 5
+    assert visible() == 5
 
 
 def test_swmr_reader_stream_sees_the_dataset_grow(tmp_path, frames):
