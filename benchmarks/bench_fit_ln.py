@@ -43,8 +43,7 @@ def make_recording(path: str, frames: int, block: int = 50_000) -> None:
         x = f.create_dataset("stimulus", shape=(frames, *FRAME), dtype="f4", chunks=(min(block, frames), *FRAME))
         for t0 in range(0, frames, block):
             x[t0 : t0 + block] = rng.normal(size=(min(block, frames - t0), *FRAME)).astype(np.float32)
-    out = model.run(f"{path}:/stimulus", dt=block, output=f"{path}:/response")
-    out.file.close()
+    model.run(f"{path}:/stimulus", dt=block, output=f"{path}:/response")
 
 
 def fit(spec: dict) -> None:

@@ -53,11 +53,11 @@ def child(args: argparse.Namespace) -> None:
     if args.naive:
         with h5py.File(args.input, "r") as f:
             x = f["x"][...]  # the whole recording in memory
-        y = model.run(x, output=f"{args.output}:/y", overwrite=True)
+        model.run(x, output=f"{args.output}:/y", overwrite=True)
     else:
-        y = model.run(f"{args.input}:/x", dt=args.dt, output=f"{args.output}:/y", overwrite=True)
-    n = y.shape[0]
-    y.file.close()
+        model.run(f"{args.input}:/x", dt=args.dt, output=f"{args.output}:/y", overwrite=True)
+    with h5py.File(args.output, "r") as f:
+        n = f["y"].shape[0]
     elapsed = time.perf_counter() - t0
     print(json.dumps({"before": before, "after": maxrss_mb(), "seconds": elapsed, "frames": n}))
 

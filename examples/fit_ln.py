@@ -27,8 +27,7 @@ with tempfile.TemporaryDirectory() as tmp:
     rng = np.random.default_rng(0)
     with h5py.File(path, "w") as f:
         f.create_dataset("stimulus", data=rng.normal(size=(T, H, W)).astype(np.float32), chunks=(DT, H, W))
-    response = truth.run(f"{path}:/stimulus", dt=DT, output=f"{path}:/response")
-    response.file.close()
+    truth.run(f"{path}:/stimulus", dt=DT, output=f"{path}:/response")  # returns "file:/response", file closed
 
     model = LN(KERNEL, "softplus")
     with torch.no_grad():

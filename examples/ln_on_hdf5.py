@@ -25,10 +25,11 @@ with tempfile.TemporaryDirectory() as tmp:
 
     model = LN(kernel_size=(20, 5, 5))
     out = model.run(f"{stim}:/stimulus", dt=1000, output=f"{Path(tmp) / 'response.h5'}:/response")
-    print(f"wrote {out.shape} {out.dtype} to {out.file.filename}:{out.name}")
+    with h5py.File(Path(tmp) / "response.h5", "r") as f:  # run() closed the file; it returned "file:/dataset"
+        response = f["response"][()]
+    print(f"wrote {response.shape} {response.dtype} to {out}")
 
     with h5py.File(stim, "r") as f:
         one_shot = model.run(f["stimulus"][()])  # the whole recording in one chunk, for comparison
-    diff = float(np.abs(out[()] - one_shot).max())
+    diff = float(np.abs(response - one_shot).max())
     print(f"convolution method: {model.conv._method()}; max |chunked - one-shot| = {diff:.3g}")
-    out.file.close()

@@ -78,7 +78,9 @@ class H5Files:
             msg = f"{path!r} was opened for reading before it was opened for writing; open outputs first."
             raise RuntimeError(msg)
         existed = os.path.exists(path)
-        libver = "latest" if write and swmr else None
+        # SWMR needs the latest format; otherwise HDF5 1.10 chunk indexes, whose extent can be cut back
+        # after a failed write (a full disk) without losing chunks, in a file with an old superblock.
+        libver: Any = ("latest" if swmr else ("v110", "latest")) if write else None
         try:
             if write and not existed:
                 _create_file(path, libver)
@@ -96,20 +98,24 @@ class H5Files:
         """The handle this run opened on ``path``, if any."""
         return self._files.get(os.path.realpath(path))
 
-    def close(self, keep: h5py.File | None = None, *, failed: bool = False) -> None:
-        """Close every file except ``keep``; after a failure, delete files this run created empty."""
+    def close(self, *, failed: bool = False) -> None:
+        """Close every file (each one, even if another fails); after a failure, delete files this run created
+        that are still empty."""
+        errors = []
         for key, handle in list(self._files.items()):
-            if keep is not None and handle.id == keep.id:
-                continue
-            empty = failed and key in self.created and len(handle) == 0
-            handle.close()
-            if empty:
-                os.remove(key)
+            try:
+                empty = failed and key in self.created and len(handle) == 0
+                handle.close()
+                if empty:
+                    os.remove(key)
+            except OSError as exc:  # a full disk can fail the final flush: close the others anyway
+                errors.append(exc)
         self._files.clear()
+        if errors:
+            raise errors[0]
 
 
-
-def _create_file(path: str, libver: str | None) -> None:
+def _create_file(path: str, libver: Any) -> None:
     """Create an empty HDF5 file at ``path`` so that it appears whole or not at all.
 
     HDF5 writes a new file's superblock piecemeal; a process killed meanwhile would
@@ -121,7 +127,7 @@ def _create_file(path: str, libver: str | None) -> None:
     folder, base = os.path.split(os.path.abspath(path))
     tmp = os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
     try:
-        h5py.File(tmp, "w-", libver=libver).close()
+        h5py.File(tmp, "w-", libver=libver if libver == "latest" else None).close()
         os.link(tmp, path)  # never replaces a file that appeared meanwhile (FileExistsError)
     finally:
         if os.path.lexists(tmp):
