@@ -1,0 +1,45 @@
+"""Experiments: a CLI around ``main(params)``, run folders, seeds, distributed launch and sweeps.
+
+The layer pystematic-torch gave, on ``torch.distributed`` and its elastic
+launcher (what ``torchrun`` runs).
+"""
+
+from streamreg.experiment.distributed import (
+    all_reduce_mean,
+    backend_for,
+    broadcast_from_master,
+    distributed_barrier,
+    gather,
+    get_local_rank,
+    get_num_processes,
+    get_rank,
+    is_distributed,
+    is_master,
+)
+from streamreg.experiment.runtime import (
+    current_params,
+    is_running,
+    output_dir,
+    random_seed,
+    resolve_device,
+    run_device,
+)
+
+__all__ = [
+    "all_reduce_mean",
+    "backend_for",
+    "broadcast_from_master",
+    "current_params",
+    "distributed_barrier",
+    "gather",
+    "get_local_rank",
+    "get_num_processes",
+    "get_rank",
+    "is_distributed",
+    "is_master",
+    "is_running",
+    "output_dir",
+    "random_seed",
+    "resolve_device",
+    "run_device",
+]
