@@ -16,6 +16,9 @@ from streamreg.experiment.distributed import (
     is_distributed,
     is_master,
 )
+from streamreg.experiment.experiment import Experiment, experiment, find_checkpoint
+from streamreg.experiment.launch import LaunchError
+from streamreg.experiment.parameters import Parameter, parameter
 from streamreg.experiment.runtime import (
     current_params,
     is_running,
@@ -26,11 +29,16 @@ from streamreg.experiment.runtime import (
 )
 
 __all__ = [
+    "Experiment",
+    "LaunchError",
+    "Parameter",
     "all_reduce_mean",
     "backend_for",
     "broadcast_from_master",
     "current_params",
     "distributed_barrier",
+    "experiment",
+    "find_checkpoint",
     "gather",
     "get_local_rank",
     "get_num_processes",
@@ -39,6 +47,7 @@ __all__ = [
     "is_master",
     "is_running",
     "output_dir",
+    "parameter",
     "random_seed",
     "resolve_device",
     "run_device",

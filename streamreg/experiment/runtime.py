@@ -128,6 +128,18 @@ def resolve_device(spec: str = "auto") -> torch.device:
     >>> resolve_device("cpu")
     device(type='cpu')
     """
+    return _resolve(spec, _current.local_rank if _current is not None else 0)
+
+
+def _spec_from_cuda(cuda: bool | None) -> str:
+    """Map the ``cuda`` parameter (True, False, None) to a device name ("cuda", "cpu", "auto")."""
+    if cuda is not None and not isinstance(cuda, bool):
+        msg = f"cuda must be True, False or None (auto); got {cuda!r}."
+        raise TypeError(msg)
+    return {None: "auto", True: "cuda", False: "cpu"}[cuda]
+
+
+def _resolve(spec: str, local_rank: int) -> torch.device:
     if not isinstance(spec, str):
         msg = f"device must be a str ('auto', 'cpu', 'cuda' or 'cuda:N'); got {spec!r} of type {type(spec).__name__}."
         raise TypeError(msg)
@@ -145,6 +157,5 @@ def resolve_device(spec: str = "auto") -> torch.device:
         msg = f"device {spec!r} asks for CUDA, but CUDA is not available here; use 'auto' or 'cpu'."
         raise ValueError(msg)
     if name == "cuda":
-        local_rank = _current.local_rank if _current is not None else 0
         return torch.device("cuda", local_rank)
     return torch.device(name)
