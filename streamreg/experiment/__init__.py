@@ -27,11 +27,13 @@ from streamreg.experiment.runtime import (
     resolve_device,
     run_device,
 )
+from streamreg.experiment.sweep import SweepResult, run_parameter_sweep
 
 __all__ = [
     "Experiment",
     "LaunchError",
     "Parameter",
+    "SweepResult",
     "all_reduce_mean",
     "backend_for",
     "broadcast_from_master",
@@ -51,4 +53,5 @@ __all__ = [
     "random_seed",
     "resolve_device",
     "run_device",
+    "run_parameter_sweep",
 ]
