@@ -55,3 +55,23 @@ __all__ = [
     "run_device",
     "run_parameter_sweep",
 ]
+
+# Context, checkpoints, Recorder, loader
+from streamreg.experiment.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from streamreg.experiment.context import Context, LoadResult, move_to_device
+from streamreg.experiment.loader import HDF5ChunkDataset, ShardedSampler, SmartDataLoader
+from streamreg.experiment.recorder import Recorder
+
+__all__ += [
+    "Context",
+    "HDF5ChunkDataset",
+    "LoadResult",
+    "Recorder",
+    "ShardedSampler",
+    "SmartDataLoader",
+    "capture_rng_state",
+    "load_checkpoint",
+    "move_to_device",
+    "restore_rng_state",
+    "save_checkpoint",
+]
