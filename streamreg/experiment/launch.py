@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,11 @@ COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=10)
 RENDEZVOUS_TIMEOUT_S = 300
 #: Seconds the launcher gives the surviving ranks after SIGTERM before SIGKILL.
 SHUTDOWN_TIMEOUT_S = 5
+#: Seconds a rank that lost a peer waits before failing itself (the launcher polls every 0.1 s).
+LOST_PEER_GRACE_S = 3.0
+
+_LOST_PEER = ("Connection closed by peer", "Connection reset by peer", "remote worker crashing",
+              "failed to pass monitoredBarrier", "Broken pipe", "NCCL communicator was aborted")
 
 
 class LaunchError(RuntimeError):
@@ -76,8 +82,11 @@ def _config(params: dict[str, Any]) -> LaunchConfig:
 def _describe(rank: int, failure: ProcessFailure) -> str:
     how = (f"was killed by {failure.signal_name()}" if failure.exitcode < 0
            else f"exited with code {failure.exitcode}")
-    first = failure.message.strip().splitlines()[0] if isinstance(failure.message, str) and failure.message else ""
-    detail = f": {first}" if first and "To enable traceback" not in first else ""
+    message: Any = failure.message
+    if isinstance(message, dict):  # an error file written by the rank: {"message": ..., "extraInfo": ...}
+        message = message.get("message", "")
+    lines = str(message).strip().splitlines()
+    detail = f": {lines[0]}" if lines and "To enable traceback" not in lines[0] else ""
     return f"rank {rank} (local rank {failure.local_rank}, pid {failure.pid}) {how}{detail}"
 
 
@@ -101,9 +110,24 @@ def launch(experiment: Experiment, params: dict[str, Any]) -> tuple[Any, Path | 
     return results[min(results)]
 
 
+def _lost_a_peer(exc: BaseException) -> bool:
+    """True for the error a collective raises on a rank whose peer died (the symptom, not the cause)."""
+    return isinstance(exc, RuntimeError) and any(marker in str(exc) for marker in _LOST_PEER)
+
+
 def _worker(experiment: Experiment, params: dict[str, Any]) -> tuple[Any, Path | None]:
-    """Entry point of each launched rank."""
-    return experiment._execute(params)
+    """Entry point of each launched rank.
+
+    A rank whose collective failed because another rank died waits
+    ``LOST_PEER_GRACE_S`` before it fails, so the launcher observes, stops and
+    names the rank that died first.
+    """
+    try:
+        return experiment._execute(params)
+    except RuntimeError as exc:
+        if _lost_a_peer(exc):
+            time.sleep(LOST_PEER_GRACE_S)
+        raise
 
 
 @contextlib.contextmanager
