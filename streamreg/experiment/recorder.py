@@ -14,14 +14,16 @@ import os
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from streamreg.experiment import distributed, runtime
 from streamreg.experiment.checkpoint import _write_atomic
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["Recorder"]
 
@@ -216,6 +218,8 @@ class Recorder:
 
     def figure(self, tag: str, figure: Figure) -> None:
         """Record a matplotlib ``figure`` (``figures/<tag>-<count>.png``; the figure stays open)."""
+        from matplotlib.figure import Figure  # imported here: matplotlib takes a second to import
+
         if not isinstance(figure, Figure):
             msg = f"figure must be a matplotlib.figure.Figure; got {type(figure).__name__}."
             raise TypeError(msg)
