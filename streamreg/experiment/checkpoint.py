@@ -13,6 +13,7 @@ numpy, with their dtype and shape.
 
 from __future__ import annotations
 
+import collections
 import os
 import random
 import re
@@ -89,17 +90,21 @@ def _decode(value: Any) -> Any:
 
 
 def _map_containers(value: Any, fn: Any) -> Any:
-    """Apply ``fn`` to the items of dicts, lists and tuples, keeping their types."""
+    """Apply ``fn`` to the items of dicts, lists and tuples.
+
+    Dict subclasses other than OrderedDict become dicts and namedtuples become
+    tuples, which ``weights_only`` loading accepts; ``Context.load_state_dict``
+    gives them back the types of the registered objects.
+    """
     if isinstance(value, dict):
-        out = value.copy()
+        out = collections.OrderedDict() if isinstance(value, collections.OrderedDict) else {}
         for key, item in value.items():
             out[key] = fn(item)
         return out
     if isinstance(value, list):
         return [fn(item) for item in value]
     if isinstance(value, tuple):
-        items = [fn(item) for item in value]
-        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+        return tuple(fn(item) for item in value)
     return value
 
 

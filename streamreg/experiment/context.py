@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import copy
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -47,7 +48,8 @@ def move_to_device(device: torch.device | str, *args: Any) -> Any:
     (tensor([0., 0.]), [tensor([1.])])
     """
     device = torch.device(device)
-    moved = tuple(_move(_move(arg, device, False), device, True) for arg in args)
+    remap: dict[int, nn.Parameter] = {}
+    moved = tuple(_move_optimizers(_move(arg, device, remap), remap) for arg in args)
     return moved[0] if len(moved) == 1 else moved
 
 
@@ -66,21 +68,31 @@ def _rebuild(value: Any, fn: Any) -> Any:
     return value
 
 
-def _move(value: Any, device: torch.device, optimizers: bool) -> Any:
-    """First pass (``optimizers=False``): modules, tensors, loaders; second pass: optimizer states."""
+def _move(value: Any, device: torch.device, remap: dict[int, nn.Parameter]) -> Any:
+    """Move modules, tensors and loaders; note in ``remap`` the parameters a move replaced."""
     if isinstance(value, torch.optim.Optimizer):
-        if optimizers:  # torch casts each state tensor to its parameter's (already moved) device
-            value.load_state_dict(value.state_dict())
         return value
-    if optimizers:
-        return _rebuild(value, lambda item: _move(item, device, True))
     if isinstance(value, nn.Module):
-        return value.to(device)
+        before = list(value.parameters())
+        value.to(device)
+        remap.update({id(old): new for old, new in zip(before, value.parameters(), strict=True) if old is not new})
+        return value
     if isinstance(value, torch.Tensor):
         return value.to(device)
     if callable(getattr(value, "to", None)) and hasattr(value, "device"):  # a SmartDataLoader
         return value.to(device)
-    return _rebuild(value, lambda item: _move(item, device, False))
+    return _rebuild(value, lambda item: _move(item, device, remap))
+
+
+def _move_optimizers(value: Any, remap: dict[int, nn.Parameter]) -> Any:
+    """Point optimizers at their moved parameters and cast their state to the parameters' devices."""
+    if isinstance(value, torch.optim.Optimizer):
+        for group in value.param_groups:
+            group["params"] = [remap.get(id(p), p) for p in group["params"]]
+        value.state = collections.defaultdict(dict, {remap.get(id(p), p): s for p, s in value.state.items()})
+        value.load_state_dict(value.state_dict())  # torch casts each state tensor as its parameter needs
+        return value
+    return _rebuild(value, lambda item: _move_optimizers(item, remap))
 
 
 def _is_trainable(module: nn.Module) -> bool:
@@ -135,11 +147,12 @@ class Context:
         registration. Returns ``self``.
         """
         device = torch.device(device)
+        remap: dict[int, nn.Parameter] = {}
         registered = self._registered()
         for name, value in registered.items():
-            setattr(self, name, _move(value, device, False))
+            setattr(self, name, _move(value, device, remap))
         for name in registered:
-            setattr(self, name, _move(getattr(self, name), device, True))
+            setattr(self, name, _move_optimizers(getattr(self, name), remap))
         return self
 
     def cpu(self) -> Context:
@@ -150,14 +163,15 @@ class Context:
         """Move everything to ``cuda`` or ``cuda:index`` (see :meth:`to`)."""
         return self.to(torch.device("cuda", index) if index is not None else torch.device("cuda"))
 
-    def ddp(self, *, find_unused_parameters: bool = False, broadcast_buffers: bool = True,
-            gradient_as_bucket_view: bool = False, static_graph: bool = False) -> Context:
+    def ddp(self, *, find_unused_parameters: bool = False, gradient_as_bucket_view: bool = False,
+            static_graph: bool = False) -> Context:
         """Wrap every trainable module in ``DistributedDataParallel``.
 
         On CPU (gloo) no ``device_ids`` are passed; on CUDA the module's device.
         The wrapper forwards unknown attributes to the module, so custom
         methods and attributes stay reachable. Modules without trainable
-        parameters and already wrapped ones are left alone. Returns ``self``.
+        parameters and already wrapped ones are left alone. The keywords go to
+        ``DistributedDataParallel``. Returns ``self``.
 
         Raises
         ------
@@ -167,7 +181,7 @@ class Context:
         if not distributed.is_distributed():
             msg = "ddp() needs an initialised process group; run inside a distributed experiment (--distributed)."
             raise RuntimeError(msg)
-        kwargs = {"find_unused_parameters": find_unused_parameters, "broadcast_buffers": broadcast_buffers,
+        kwargs = {"find_unused_parameters": find_unused_parameters,
                   "gradient_as_bucket_view": gradient_as_bucket_view, "static_graph": static_graph}
         for name, value in self._registered().items():
             setattr(self, name, _wrap(value, kwargs))
