@@ -125,17 +125,22 @@ def _free_port() -> int:
 
 
 def test_two_nodes_through_the_static_rendezvous(tmp_path):
-    """Two launchers (nnodes=2, node ranks 0 and 1) on one machine form one 2-rank run."""
+    """Two launchers (nnodes=2, node ranks 0 and 1) form one 2-rank run: this process and a child."""
     port = _free_port()
-    code = ("import sys; from tests.experiment.test_launch import ddp_gradient; "
-            "out = ddp_gradient.cli(sys.argv[1:]); "
-            "print('WORLD', out['world'], out['folders'][0] == out['folders'][1])")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    nodes = [subprocess.Popen([sys.executable, "-c", code, "--distributed", "--nnodes", "2", "--node-rank", str(rank),
-                               "--master-port", str(port), "--output-dir", str(tmp_path)],
-                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-             for rank in range(2)]
-    outputs = [node.communicate(timeout=90)[0] for node in nodes]
+    common = ["--distributed", "--nnodes", "2", "--master-port", str(port), "--random-seed", "3",
+              "--output-dir", str(tmp_path)]
+    code = "import sys; from tests.experiment.test_launch import ddp_gradient; ddp_gradient.cli(sys.argv[1:])"
+    node1 = subprocess.Popen([sys.executable, "-c", code, *common, "--node-rank", "1"], cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.DEVNULL)
+    try:
+        out = ddp_gradient.cli([*common, "--node-rank", "0"])
+    finally:
+        node1.wait(timeout=60)
+    x, y = _data()
+    model = _model()
+    torch.nn.functional.mse_loss(model(x), y).backward()
 
-    assert [node.returncode for node in nodes] == [0, 0]
-    assert "WORLD 2 True" in outputs[0]
+    assert node1.returncode == 0
+    assert (out["world"], out["seeds"], out["folders"][0] == out["folders"][1]) == (2, [3, 4], True)
+    for got, want in zip(out["grads"], [p.grad for p in model.parameters()]):
+        torch.testing.assert_close(got, want)
