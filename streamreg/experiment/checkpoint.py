@@ -75,7 +75,8 @@ def _encode(value: Any) -> Any:
         if array.dtype.hasobject:
             msg = f"cannot checkpoint a numpy array of dtype object; got shape {array.shape}."
             raise TypeError(msg)
-        raw = torch.frombuffer(bytearray(np.ascontiguousarray(array).tobytes()), dtype=torch.uint8)
+        data = bytearray(np.ascontiguousarray(array).tobytes())
+        raw = torch.frombuffer(data, dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)
         return {_NDARRAY_TAG: raw, "dtype": array.dtype.str, "shape": list(array.shape),
                 "scalar": isinstance(value, np.generic)}
     return _map_containers(value, _encode)

@@ -295,3 +295,27 @@ def test_tuples_stay_tuples_after_load():
     ctx.load_state_dict({"shape": [3, 4]})
     assert ctx.shape == (3, 4)
     assert type(ctx.shape) is tuple
+
+
+def test_autotransform_loads_the_checkpoint_and_moves_to_the_run_device(tmp_path):
+    """Inside an experiment, autotransform() applies --checkpoint (a run folder) and the device."""
+    from streamreg.experiment import experiment, output_dir
+
+    @experiment
+    def train(params):
+        ctx = Context()
+        ctx.model = nn.Linear(2, 1)
+        ctx.epoch = 0
+        ctx.autotransform()
+        if params["checkpoint"] is None:
+            ctx.epoch = 3
+            save_checkpoint(ctx.state_dict(), ctx.epoch)
+        return ctx.epoch, ctx.model.weight.device.type, ctx.model.weight.detach().clone(), output_dir()
+
+    _, _, weight, folder = train.run({"output_dir": tmp_path, "cuda": False, "random_seed": 1})
+    assert (folder / "checkpoint-3.pt").is_file()
+    resumed = train.run({"output_dir": tmp_path, "cuda": False, "random_seed": 2, "checkpoint": folder})
+
+    assert resumed[0] == 3
+    assert resumed[1] == "cpu"
+    assert torch.equal(resumed[2], weight)
