@@ -163,6 +163,7 @@ class SmartDataLoader(DataLoader):
         self.position = 0
         ShardedSampler([], self.num_replicas, self.rank)  # validates rank and num_replicas
         self._generator = torch.Generator()
+        self._own_sampler: DistributedSampler[Any] | None = None
         common = {"num_workers": num_workers, "collate_fn": collate_fn, "pin_memory": pin_memory,
                   "generator": self._generator}
         if isinstance(dataset, IterableDataset):
@@ -191,6 +192,7 @@ class SmartDataLoader(DataLoader):
         if sampler is None:
             index: Any = DistributedSampler(dataset, num_replicas=self.num_replicas, rank=self.rank,
                                             shuffle=shuffle, seed=self.random_seed)
+            self._own_sampler = index
         elif shuffle:
             msg = "sampler is mutually exclusive with shuffle=True; shuffle inside the sampler."
             raise ValueError(msg)
@@ -202,6 +204,8 @@ class SmartDataLoader(DataLoader):
         return _ResumableBatches(batches, [index])
 
     def _start_epoch(self) -> None:
+        if self._own_sampler is not None:
+            self._own_sampler.seed = self.random_seed  # a loaded state brings its seed
         for sampler in getattr(self._skipper, "samplers", []):
             if callable(getattr(sampler, "set_epoch", None)):
                 sampler.set_epoch(self.epoch)
