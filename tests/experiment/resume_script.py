@@ -38,7 +38,7 @@ def build(folder: Path, seed: int = 0) -> Context:
     ctx.scheduler = torch.optim.lr_scheduler.StepLR(ctx.optimizer, step_size=7, gamma=0.9)
     ctx.loader = SmartDataLoader(torch.utils.data.TensorDataset(x, y), batch_size=4, shuffle=True,
                                  random_seed=7, loading_bar=False, rank=0, num_replicas=1)
-    ctx.recorder = Recorder(folder, tensorboard=False, fsync=False)  # a flush survives SIGKILL
+    ctx.recorder = Recorder(folder, tensorboard=False, fsync_interval=None)  # a flush survives SIGKILL
     ctx.epoch = 0
     ctx.step = 0
     return ctx
