@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from streamreg.experiment import distributed, runtime
+from streamreg.experiment._events import EventFile, import_summary
 from streamreg.experiment.checkpoint import _write_atomic
 
 if TYPE_CHECKING:
@@ -31,16 +32,6 @@ __all__ = ["Recorder"]
 
 _HEADER = ["step", "tag", "value"]
 _REDUCTIONS = (None, "mean")
-
-
-def _summary_writer_class() -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError as exc:
-        msg = ("Recorder(tensorboard=True) needs the tensorboard package; install it with "
-               "`pip install streamreg[tensorboard]` (or `pip install tensorboard`), or pass tensorboard=False.")
-        raise ImportError(msg) from exc
-    return SummaryWriter
 
 
 def _tensorboard_installed() -> bool:
@@ -89,8 +80,8 @@ class Recorder:
     output_dir : path, optional
         Folder to write to; the running experiment's folder by default.
     tensorboard : bool or None, default None
-        Write TensorBoard events (``events.out.tfevents.*`` in ``output_dir``)
-        through ``torch.utils.tensorboard``. ``None``: when tensorboard is
+        Write TensorBoard events (``events.out.tfevents.*`` in ``output_dir``),
+        summaries built by ``torch.utils.tensorboard``, written synchronously. ``None``: when tensorboard is
         installed. ``True`` raises ``ImportError`` naming the extra if it is not.
     file : bool, default True
         Write ``scalars.csv`` (long form ``step,tag,value``, one row per
@@ -130,7 +121,7 @@ class Recorder:
             msg = f"fsync_interval must be a non-negative number of seconds or None; got {fsync_interval!r}."
             raise ValueError(msg)
         if tensorboard is True:
-            _summary_writer_class()
+            import_summary()
         self.output_dir = Path(output_dir) if output_dir is not None else runtime.output_dir()
         self.count = 0
         self.active = distributed.is_master()
@@ -167,7 +158,7 @@ class Recorder:
 
     def _tensorboard(self) -> Any:
         if self._writer is None:
-            self._writer = _summary_writer_class()(log_dir=str(self.output_dir), purge_step=self._purge_step)
+            self._writer = EventFile(self.output_dir, self._purge_step)
             self._reset_finalizer()
         return self._writer
 
@@ -241,7 +232,7 @@ class Recorder:
             path = self._media_path("figures", tag)
             _write_atomic(path, lambda f: figure.savefig(f, format="png"))
         if self.use_tensorboard:
-            self._tensorboard().add_figure(tag, figure, self.count, close=False)
+            self._tensorboard().add_figure(tag, figure, self.count)
 
     def image(self, tag: str, image: Any) -> None:
         """Record an image: numpy, tensor or PIL; HW, HWC or CHW; uint8, bool or float in [0, 1]."""
@@ -275,11 +266,7 @@ class Recorder:
             text = json.dumps(plain, indent=2, sort_keys=True).encode()
             _write_atomic(self.output_dir / "params.json", lambda f: f.write(text))
         if self.use_tensorboard:
-            from torch.utils.tensorboard.summary import hparams
-
-            writer = self._tensorboard()._get_file_writer()
-            for summary in hparams(plain, {}):
-                writer.add_summary(summary)
+            self._tensorboard().add_hparams(plain)
 
     # -- state and lifetime ----------------------------------------------------------
     def state_dict(self) -> dict[str, int]:

@@ -265,3 +265,21 @@ def test_figure_and_params(tmp_path):
 
     assert (tmp_path / "figures" / "curves.loss-0.png").stat().st_size > 0
     assert json.loads((tmp_path / "params.json").read_text()) == {"lr": 0.1, "path": "/x"}
+
+
+def test_resumed_tensorboard_purges_events_after_the_checkpoint(tmp_path):
+    """tensorboard's reader shows the resumed run's values, not the killed run's, from the restored step on."""
+    pytest.importorskip("tensorboard")
+    rec = Recorder(tmp_path, tensorboard=True, file=False)
+    for step in range(5):
+        rec.scalar("x", float(step))
+        rec.step()
+    rec.close()
+
+    resumed = Recorder(tmp_path, tensorboard=True, file=False)
+    resumed.load_state_dict({"count": 3})
+    resumed.scalar("x", 30.0)
+    resumed.step()
+    resumed.close()
+
+    assert _events(tmp_path) == {"x": [(0, 0.0), (1, 1.0), (2, 2.0), (3, 30.0)]}
