@@ -272,3 +272,16 @@ def test_auto_picks_cuda_when_available(tmp_path):
     """With CUDA, auto resolves to cuda:0 and the run's device is CUDA."""
     assert resolve_device("auto") == torch.device("cuda", 0)
     assert draws.run({"output_dir": tmp_path})[3].type == "cuda"
+
+
+def test_experiment_names_are_exported():
+    """The experiment, run, launch, sweep and rank names are in streamreg.experiment.__all__."""
+    import streamreg.experiment as package
+
+    mine = ["Experiment", "LaunchError", "Parameter", "SweepResult", "all_reduce_mean", "backend_for",
+            "broadcast_from_master", "current_params", "distributed_barrier", "experiment", "find_checkpoint",
+            "gather", "get_local_rank", "get_num_processes", "get_rank", "is_distributed", "is_master", "is_running",
+            "output_dir", "parameter", "random_seed", "resolve_device", "run_device", "run_parameter_sweep"]
+
+    assert sorted(set(mine) - set(package.__all__)) == []
+    assert all(hasattr(package, name) for name in package.__all__)
