@@ -149,12 +149,30 @@ def _check_keep(keep: Any) -> int | None:
     return keep
 
 
+def _write_checkpoint(path: Path, payload: dict[str, Any], keep: int | None, overwrite: bool) -> None:
+    """Rank 0's part of a save: refuse an existing id, write atomically, point ``latest``, prune."""
+    if path.exists() and not overwrite:
+        msg = f"checkpoint {str(path)!r} exists; pass overwrite=True to replace it, or use another id."
+        raise FileExistsError(msg)
+    encoded = _encode(payload)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, lambda f: torch.save(encoded, f))
+    _write_atomic(path.parent / _LATEST, lambda f: f.write(path.name.encode()))
+    if keep is not None:
+        for old in _checkpoints_by_age(path.parent)[:-keep]:
+            if old != path:
+                old.unlink()
+
+
 def save_checkpoint(state_dict: Mapping[str, Any], id: int | str, *,  # noqa: A002
                     directory: str | os.PathLike[str] | None = None, keep: int | None = None,
                     overwrite: bool = False) -> Path:
     """Save ``state_dict`` and every rank's RNG states as ``checkpoint-{id}.pt``.
 
-    Collective: call it on every rank. Rank 0 writes between two barriers.
+    Collective: call it on every rank. Rank 0 writes after a barrier, then
+    tells every rank whether it succeeded: a failed save raises on every rank
+    (the original error on rank 0, ``RuntimeError`` naming it elsewhere)
+    instead of leaving the others waiting.
 
     Parameters
     ----------
@@ -164,7 +182,8 @@ def save_checkpoint(state_dict: Mapping[str, Any], id: int | str, *,  # noqa: A0
     id : int or str
         Names the file, as in pystematic (``checkpoint-{id}.pt``).
     directory : path, optional
-        Folder to write to; the running experiment's :func:`output_dir` by default.
+        Folder to write to (created if missing); the running experiment's
+        :func:`output_dir` by default.
     keep : int, optional
         Keep only the ``keep`` newest checkpoints in the folder (all by default).
     overwrite : bool, default False
@@ -180,18 +199,18 @@ def save_checkpoint(state_dict: Mapping[str, Any], id: int | str, *,  # noqa: A0
     path = folder / f"checkpoint-{_check_id(id)}.pt"
     rng = distributed.gather(capture_rng_state())
     distributed.distributed_barrier()
+    error: Exception | None = None
     if distributed.is_master():
-        if path.exists() and not overwrite:
-            msg = f"checkpoint {str(path)!r} exists; pass overwrite=True to replace it, or use another id."
-            raise FileExistsError(msg)
-        payload = _encode({"format": _FORMAT, "state": dict(state_dict), "rng": rng})
-        _write_atomic(path, lambda f: torch.save(payload, f))
-        _write_atomic(folder / _LATEST, lambda f: f.write(path.name.encode()))
-        if keep is not None:
-            for old in _checkpoints_by_age(folder)[:-keep]:
-                if old != path:
-                    old.unlink()
-    distributed.distributed_barrier()
+        try:
+            _write_checkpoint(path, {"format": _FORMAT, "state": dict(state_dict), "rng": rng}, keep, overwrite)
+        except Exception as exc:  # re-raised below, after telling the other ranks (they would wait forever)
+            error = exc
+    failure = distributed.broadcast_from_master(None if error is None else f"{type(error).__name__}: {error}")
+    if error is not None:
+        raise error
+    if failure is not None:
+        msg = f"rank 0 failed to save checkpoint {str(path)!r}: {failure}"
+        raise RuntimeError(msg)
     return path
 
 

@@ -157,3 +157,29 @@ def test_outside_an_experiment_a_folder_is_required():
     """Without a running experiment and without directory=, the error says what to do."""
     with pytest.raises(RuntimeError, match="No streamreg experiment is running"):
         save_checkpoint({}, 1)
+
+
+def _rank(rank: int, folder: str, store: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(100 + rank)
+        save_checkpoint({"rank0": rank == 0}, 1, directory=folder)
+        expected = torch.rand(3)
+        torch.manual_seed(0)
+        assert load_checkpoint(folder) == {"rank0": True}  # rank 0 wrote it
+        assert torch.equal(torch.rand(3), expected), f"rank {rank} did not get its own RNG state back"
+        error, match = (FileExistsError, "exists") if rank == 0 else (RuntimeError, "rank 0 failed .*FileExistsError")
+        with pytest.raises(error, match=match):
+            save_checkpoint({}, 1, directory=folder)  # the id exists: rank 0 fails, rank 1 hears of it
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_ranks_save_per_rank_rng_and_share_a_failure(tmp_path):
+    """On 2 gloo ranks each gets its own RNG state back; a save failing on rank 0 raises on both ranks."""
+    torch.multiprocessing.start_processes(_rank, args=(str(tmp_path / "run"), str(tmp_path / "store")), nprocs=2,
+                                          start_method="fork")
+
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint-1.pt", "latest"]
