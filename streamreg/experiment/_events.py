@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 __all__ = ["EventFile", "import_summary"]
 
 _counter = itertools.count()
+_STAMP = re.compile(r"events\.out\.tfevents\.(\d+)\.")
 
 
 def import_summary() -> Any:
@@ -34,6 +36,12 @@ def import_summary() -> Any:
     return summary
 
 
+def _stamp(folder: Path) -> int:
+    """Now in seconds, made later than every events file in ``folder``: TensorBoard reads files in name order."""
+    stamps = [int(m.group(1)) for p in folder.glob("events.out.tfevents.*") if (m := _STAMP.match(p.name))]
+    return max([int(time.time()), *(s + 1 for s in stamps)])
+
+
 class EventFile:
     """An ``events.out.tfevents.*`` file in ``folder``, written synchronously."""
 
@@ -43,7 +51,7 @@ class EventFile:
 
         self._summary = import_summary()
         self._event = Event
-        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_counter)}"
+        name = f"events.out.tfevents.{_stamp(folder):010d}.{socket.gethostname()}.{os.getpid()}.{next(_counter)}"
         self.path = folder / name
         self._file = open(self.path, "ab")  # noqa: SIM115 (kept open, closed in close())
         self._records = RecordWriter(self._file)
