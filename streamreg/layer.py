@@ -277,6 +277,7 @@ class Layer(nn.Module):
         reduction: str = "mean",
         truncate: bool = False,
         device: str | torch.device | None = None,
+        recorder: Any = None,
     ) -> Any:
         """Fit the layer's parameters so that its output on ``input`` matches ``target``.
 
@@ -310,6 +311,8 @@ class Layer(nn.Module):
             instead of two, but a biased gradient. Never the default.
         device : str or torch.device, optional
             Move the layer there (it stays) and compute every chunk there.
+        recorder : streamreg.experiment.Recorder, optional
+            Gets ``optimize/loss`` and ``optimize/learning_rate`` at every step, then ``step()``.
 
         Returns
         -------
@@ -328,7 +331,7 @@ class Layer(nn.Module):
 
         return optimize(self, input, target, dt, loss_fn=loss_fn, optimizer=optimizer, n_steps=n_steps,
                         learning_rates=learning_rates, progress=progress, reduction=reduction, truncate=truncate,
-                        device=device)
+                        device=device, recorder=recorder)
 
 
 #: Plain torch modules whose per-frame result does not depend on the chunk length.

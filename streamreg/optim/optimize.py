@@ -147,6 +147,7 @@ def optimize(
     reduction: str = "mean",
     truncate: bool = False,
     device: Any = None,
+    recorder: Any = None,
 ) -> OptimizeLog:
     """Fit ``layer`` to ``target``; see :meth:`streamreg.Layer.optimize`."""
     dt = check_dt(dt)
@@ -160,6 +161,9 @@ def optimize(
             f"(available: dir(layer.set_optimizer)) or pass optimizer=; got {optimizer!r}."
         )
         raise ValueError(msg)
+    if recorder is not None and not all(callable(getattr(recorder, m, None)) for m in ("scalar", "step")):
+        msg = f"recorder must have scalar(tag, value) and step(), as streamreg.experiment.Recorder; got {recorder!r}."
+        raise TypeError(msg)
     if loss_fn is not None and not callable(loss_fn):
         msg = f"loss_fn must be callable as loss_fn(output, target); got {loss_fn!r}."
         raise TypeError(msg)
@@ -181,7 +185,7 @@ def optimize(
             raise ValueError(msg)
         objective = _ChunkedObjective(layer, source, goal, dt or source.n_frames, loss_fn or F.mse_loss,
                                       reduction, truncate)
-        return _steps(objective, optimizer, n_steps, schedule, progress)
+        return _steps(objective, optimizer, n_steps, schedule, progress, recorder)
     finally:
         files.close()
 
@@ -208,7 +212,7 @@ def _group_rates(schedule: tuple[np.ndarray, np.ndarray], optimizer: torch.optim
 
 
 def _steps(objective: _ChunkedObjective, optimizer: torch.optim.Optimizer, n_steps: int,
-           schedule: tuple[np.ndarray, np.ndarray] | None, progress: bool | None) -> OptimizeLog:
+           schedule: tuple[np.ndarray, np.ndarray] | None, progress: bool | None, recorder: Any) -> OptimizeLog:
     losses, times, rates = np.empty(n_steps), np.empty(n_steps), np.empty(n_steps)
     table = _group_rates(schedule, optimizer) if schedule is not None else None
 
@@ -227,6 +231,10 @@ def _steps(objective: _ChunkedObjective, optimizer: torch.optim.Optimizer, n_ste
             start = time.perf_counter()
             losses[i] = float(optimizer.step(closure))
             times[i] = time.perf_counter() - start
+            if recorder is not None:
+                recorder.scalar("optimize/loss", losses[i])
+                recorder.scalar("optimize/learning_rate", rates[i])
+                recorder.step()
             bar.set_postfix(loss=f"{losses[i]:.4g}")
             bar.update(1)
     return OptimizeLog(losses, times, rates)

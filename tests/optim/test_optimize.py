@@ -284,3 +284,25 @@ def test_log_records_the_learning_rate_without_a_schedule():
     fir.set_optimizer.SGD(lr=0.3)
     log = fir.optimize(torch.randn(10, 2), torch.randn(10, 2), n_steps=2)
     np.testing.assert_allclose(log.learning_rate, [0.3, 0.3])
+
+
+def test_a_recorder_gets_the_loss_and_rate_of_every_step(tmp_path):
+    """optimize(recorder=) writes one scalars.csv row per step and tag, equal to the returned log."""
+    import csv
+
+    from streamreg.experiment import Recorder
+
+    x = torch.randn(60, 3)
+    layer = LowPass(3.0, learn_tau=True)
+    target = LowPass(5.0).run(x)
+    layer.set_optimizer.SGD(lr=0.5)
+    with Recorder(tmp_path, tensorboard=False) as recorder:
+        log = layer.optimize(x, target, dt=7, n_steps=3, recorder=recorder)
+    with open(tmp_path / "scalars.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh)]
+    losses = [float(r["value"]) for r in rows if r["tag"] == "optimize/loss"]
+    rates = [float(r["value"]) for r in rows if r["tag"] == "optimize/learning_rate"]
+    np.testing.assert_allclose(losses, log.loss, rtol=1e-12)
+    np.testing.assert_allclose(rates, log.learning_rate, rtol=1e-12)
+    with pytest.raises(TypeError, match="recorder must have scalar"):
+        layer.optimize(x, target, dt=7, recorder=object())
