@@ -177,9 +177,9 @@ class FitRun:
         sums: list[torch.Tensor | float] = [0.0] * len(self.s_inds)
         for b in range(self.n_batches):
             opt.zero_grad()
-            for i, s in enumerate(self.s_inds):
-                nll = batch_nll(colls[s], inds[i][b], s)
-                nll.backward()
+            nlls = [batch_nll(colls[s], inds[i][b], s) for i, s in enumerate(self.s_inds)]
+            torch.autograd.backward(nlls)  # one backward pass over all subjects (they may sit on different devices)
+            for i, nll in enumerate(nlls):
                 sums[i] = sums[i] + nll.detach()
             opt.step()
             with torch.no_grad():

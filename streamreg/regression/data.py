@@ -100,8 +100,11 @@ def _as_index(index: Index, n: int) -> torch.Tensor:
         return torch.arange(n)[index]
     if isinstance(index, (int, np.integer)):
         index = [int(index)]
-    idx = torch.as_tensor(np.asarray(index) if not isinstance(index, torch.Tensor) else index).to(torch.int64)
-    if idx.numel() and (int(idx.min()) < -n or int(idx.max()) >= n):
+    if isinstance(index, np.ndarray):
+        idx = torch.from_numpy(index.astype(np.int64, copy=False))
+    else:
+        idx = torch.as_tensor(index if isinstance(index, torch.Tensor) else np.asarray(index)).to(torch.int64)
+    if idx.numel() and not -n <= int(idx.min()) <= int(idx.max()) < n:
         msg = f"index out of range for {n} samples: min {int(idx.min())}, max {int(idx.max())}."
         raise IndexError(msg)
     return torch.where(idx < 0, idx + n, idx).reshape(-1)
@@ -156,7 +159,7 @@ class TimeSeriesBatch(torch.utils.data.Dataset):
         """``data[g][rows]`` as a tensor (HDF5 reads only the unique rows, sorted and coalesced)."""
         src = self.data[g]
         if isinstance(src, torch.Tensor):
-            return src[rows.to(src.device)]
+            return src.index_select(0, rows.to(src.device))  # much faster than src[rows] on CPU
         uniq, inverse = torch.unique(rows.cpu(), sorted=True, return_inverse=True)
         return torch.from_numpy(src.read_rows(uniq.numpy()))[inverse]
 
