@@ -19,7 +19,8 @@ __all__ = ["SyntheticSubject", "make_synthetic_subjects", "true_modes", "write_s
 def true_modes(pos: np.ndarray) -> np.ndarray:
     """The fixed smooth mode functions: ``(n, 3)`` positions in ``[0, 1)³`` to ``(n, 2)`` modes."""
     x, y, z = pos[:, 0], pos[:, 1], pos[:, 2]
-    return 0.55 * np.stack([np.sin(2 * np.pi * x) * np.cos(np.pi * y) + 0.5 * z, np.cos(2 * np.pi * z) * (y - 0.3)], axis=1)
+    modes = [np.sin(2 * np.pi * x) * np.cos(np.pi * y) + 0.5 * z, np.cos(2 * np.pi * z) * (y - 0.3)]
+    return 0.55 * np.stack(modes, axis=1)
 
 
 @dataclass
