@@ -2,7 +2,8 @@
 
 A group's data is ``(n_rows, n_vars)`` and may be a tensor, a numpy array, an ``h5py.Dataset`` or a
 ``"file.h5:/dataset"`` string. HDF5 groups are never loaded whole: a batch reads the sorted unique rows it needs,
-as a few contiguous slab reads when they form few runs, else as one h5py fancy read.
+as a few contiguous slab reads when they form few runs, else as one h5py fancy read, or, when the rows are dense
+within the dataset's chunks, one slab per touched chunk (at most one chunk's rows are held beyond the batch).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from streamreg._hdf5 import parse_h5_path, resolve_dataset
 
 __all__ = ["H5Rows", "TimeSeriesBatch", "TimeSeriesDataset"]
 
-_MAX_SLAB_READS = 32  # more runs than this: one fancy-indexed read instead of one read per run
+_MAX_SLAB_READS = 32  # more runs than this: a fancy read, or one slab per chunk where the rows are dense
+_DENSE_FACTOR = 4  # per-chunk slabs when they span at most this many rows per needed row
 Index = int | slice | Sequence[int] | np.ndarray | torch.Tensor
 
 
@@ -55,10 +57,25 @@ class H5Rows:
             return np.empty((0, self.shape[1]), dtype=ds.dtype)
         breaks = np.flatnonzero(np.diff(rows) > 1) + 1
         if breaks.size + 1 > _MAX_SLAB_READS:
-            return ds[rows]
+            return self._read_many(ds, rows)
         starts = np.concatenate([rows[:1], rows[breaks]])
         stops = np.concatenate([rows[breaks - 1], rows[-1:]]) + 1
         return np.concatenate([ds[int(a) : int(b)] for a, b in zip(starts, stops, strict=True)], axis=0)
+
+    def _read_many(self, ds: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
+        """Scattered rows: one fancy read, or, where they are dense in the HDF5 chunks (which HDF5 reads whole
+        from disk anyway), one slab per touched chunk, from its first to its last needed row (≤ one chunk held)."""
+        if ds.chunks is None:
+            return ds[rows]
+        chunk = ds.chunks[0]
+        starts = np.flatnonzero(np.diff(rows // chunk)) + 1
+        firsts, lasts = rows[np.r_[0, starts]], rows[np.r_[starts - 1, rows.size - 1]]
+        if int((lasts - firsts + 1).sum()) > _DENSE_FACTOR * rows.size:
+            return ds[rows]
+        out = np.empty((rows.size, self.shape[1]), dtype=ds.dtype)
+        for lo, hi, a, b in zip(firsts, lasts, np.r_[0, starts], np.r_[starts, rows.size], strict=True):
+            out[a:b] = ds[int(lo) : int(hi) + 1][rows[a:b] - lo]
+        return out
 
     def __len__(self) -> int:
         return self.shape[0]

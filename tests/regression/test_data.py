@@ -49,7 +49,7 @@ class RecordingDataset:
 
     def __init__(self, ds: h5py.Dataset) -> None:
         self.ds, self.reads = ds, []
-        self.id, self.dtype = ds.id, ds.dtype
+        self.id, self.dtype, self.chunks = ds.id, ds.dtype, ds.chunks
 
     def __getitem__(self, sel):
         self.reads.append(sel)
@@ -89,3 +89,16 @@ def test_batch_checks_consistency():
     """i_orig must have one entry per row."""
     with pytest.raises(ValueError, match="i_orig"):
         TimeSeriesBatch([torch.zeros(4, 1)], torch.tensor([0]), torch.tensor([1]), torch.arange(3))
+
+
+def test_hdf5_dense_rows_read_per_chunk(h5_path):
+    """Rows dense within HDF5 chunks are read as one slab per touched chunk and give plain indexing's rows."""
+    x = np.random.default_rng(1).standard_normal((1000, 2)).astype(np.float32)
+    with h5py.File(h5_path, "w") as f:
+        f.create_dataset("x", data=x, chunks=(100, 2))
+    rows = H5Rows(f"{h5_path}:/x", "x")
+    rec = RecordingDataset(rows.h5())
+    rows._ds = rec
+    idx = np.concatenate([np.arange(0, 98, 2), np.arange(301, 398, 2)])  # two chunks, every other row
+    np.testing.assert_array_equal(rows.read_rows(idx), x[idx])
+    assert rec.reads == [slice(0, 97), slice(301, 398)]
