@@ -82,3 +82,13 @@ def test_put_is_unsupported_and_seek_past_the_end_is_refused():
         stream.seek(4)
     assert stream.seek(3) == 3
     assert stream.get(1).shape == (0, 2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_get_into_copies_a_cuda_tensor_to_the_host_buffer():
+    """get_into on a CUDA tensor fills a numpy buffer in host memory."""
+    data = torch.arange(24.0).reshape(6, 4).cuda()
+    stream = ArrayStream(data)
+    out = np.empty((4, 4), dtype=np.float32)
+    assert stream.get_into(out) == 4 and stream.in_memory
+    np.testing.assert_array_equal(out, data[:4].cpu().numpy())

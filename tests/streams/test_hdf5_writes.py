@@ -321,3 +321,19 @@ def test_location_and_resizable(tmp_path):
         assert not HDF5Stream(f["fixed"], "r+").resizable
     with HDF5Stream(spec) as s:
         assert not s.resizable and not s.in_memory and s.result() is s
+
+
+@pytest.mark.parametrize("compression", [None, "gzip"])
+def test_append_from_inside_a_chunk(tmp_path, compression):
+    """'a' on a dataset whose length is not a whole number of chunks: ragged puts complete that chunk first,
+    compressed or not, and every frame lands in order."""
+    path = tmp_path / "o.h5"
+    frames = indexed(0, 50, (3, 2))
+    with h5py.File(path, "w") as f:
+        f.create_dataset("y", data=frames[:5], chunks=(4, 3, 2), maxshape=(None, 3, 2), compression=compression)
+    with HDF5Stream(f"{path}:/y", "a") as out:
+        for t0, t1 in ((5, 6), (6, 15), (15, 16), (16, 50)):
+            out.put(frames[t0:t1])
+        assert len(out) == 50
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(f["y"][:], frames)
