@@ -306,3 +306,25 @@ def test_a_recorder_gets_the_loss_and_rate_of_every_step(tmp_path):
     np.testing.assert_allclose(rates, log.learning_rate, rtol=1e-12)
     with pytest.raises(TypeError, match="recorder must have scalar"):
         layer.optimize(x, target, dt=7, recorder=object())
+
+
+def test_optimize_reads_streams_through_runs_readers(tmp_path):
+    """A seekable stream (from its position) gives the same fit as the array; a stream that cannot seek is refused."""
+    from streamreg.streams import ArrayStream, GeneratorStream
+
+    x = torch.randn(50, 2)
+    target = LowPass(4.0).run(x)
+    losses = []
+    for source in (x.numpy(), ArrayStream(torch.cat([torch.zeros(5, 2), x]))):
+        if isinstance(source, ArrayStream):
+            source.seek(5)
+        layer = LowPass(2.0, learn_tau=True)
+        layer.set_optimizer.SGD(lr=0.1)
+        losses.append(layer.optimize(source, target, dt=6, n_steps=2, device="cpu").loss)
+    np.testing.assert_array_equal(losses[0], losses[1])
+    layer = LowPass(2.0, learn_tau=True)
+    layer.set_optimizer.SGD(lr=0.1)
+    with pytest.raises(ValueError, match="cannot seek"):
+        layer.optimize(GeneratorStream(iter([x.numpy()])), target, dt=6)
+    with pytest.raises(ValueError, match="device"):
+        layer.optimize(x, target, device="gpu")
