@@ -151,6 +151,7 @@ class Layer(nn.Module):
         checkpoint_every: int | None = None,
         resume: bool = False,
         swmr: bool | None = None,
+        check_finite: bool = False,
     ) -> Any:
         """Run the layer over a whole recording in chunks of ``dt`` frames.
 
@@ -213,6 +214,11 @@ class Layer(nn.Module):
             flushed so far while the run goes on. Default: on when the run creates
             the file or the file was created with ``libver="latest"``.
 
+        check_finite : bool, default False
+            Raise ``FloatingPointError`` naming the first input frame that holds NaN or
+            infinity, before the model sees it (a recursive filter spreads one NaN to every
+            later frame).
+
         Returns
         -------
         numpy.ndarray, str, h5py.Dataset or Stream
@@ -244,7 +250,7 @@ class Layer(nn.Module):
 
         opts = RunOptions(dt=dt, max_memory=max_memory, reset=reset, progress=progress, device=device,
                           overwrite=overwrite, n_frames=n_frames, start=start, stop=stop, warmup=warmup,
-                          checkpoint_every=checkpoint_every, resume=resume, swmr=swmr)
+                          checkpoint_every=checkpoint_every, resume=resume, swmr=swmr, check_finite=check_finite)
         return run_layer(self, input, output, opts)
 
 

@@ -129,3 +129,15 @@ def test_plain_torch_modules_claim_bitwise_only_when_safe():
     assert not Sequential(LowPass(2.0), torch.nn.Sigmoid()).chunk_exact
     assert not Sequential(torch.nn.Linear(3, 2)).chunk_exact
     assert isinstance(Sequential(LowPass(1.0), torch.nn.ReLU())[1:], Sequential)
+
+
+def test_check_finite_names_the_first_bad_input_frame():
+    """run(check_finite=True) raises FloatingPointError naming the first NaN or inf frame, in any chunk."""
+    from streamreg.filters import LowPass
+
+    x = np.ones((30, 2), dtype=np.float32)
+    x[17, 1] = np.nan
+    x[25, 0] = np.inf
+    with pytest.raises(FloatingPointError, match="input frame 17 holds a non-finite value"):
+        LowPass(3.0).run(x, dt=4, check_finite=True)
+    assert np.isnan(LowPass(3.0).run(x, dt=4)[29]).any()  # unchecked: the NaN spreads, as documented

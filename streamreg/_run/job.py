@@ -42,6 +42,7 @@ class Job:
     guard: OutputGuard | None = None
     checkpoint_every: int | None = None
     show_progress: bool = False
+    check_finite: bool = False
     base: dict[str, Any] = field(default_factory=dict)  # what every checkpoint of this run records
     abandoned: threading.Event = field(default_factory=threading.Event)  # interpreter exit gave up waiting
 
@@ -113,7 +114,7 @@ def _open(layer: Any, input: Any, output: Any, files: H5Files, guard: OutputGuar
     resumed = guard is not None and guard.record is not None
     out = open_writer(output, files, n=plan.total, overwrite=opts.overwrite, append=resumed, swmr=swmr,
                       dtype=plan.dtype)
-    job = Job(layer, reader, out, files, plan, Progress(in_pos=plan.first), guard)
+    job = Job(layer, reader, out, files, plan, Progress(in_pos=plan.first), guard, check_finite=opts.check_finite)
     if guard is not None:
         guard.replaced()
     if guard is not None and guard.keeps:

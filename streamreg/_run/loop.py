@@ -231,6 +231,8 @@ class ChunkLoop:
     # -- compute thread -----------------------------------------------------------
     def _compute(self, x: torch.Tensor, first: int) -> tuple[torch.Tensor, Any]:
         n = len(x)
+        if self.job.check_finite:
+            check_finite_frames(x, first)
         shared = x.device.type == "cpu" and x.dtype == self.plan.dtype and self.plan.device in (None, x.device)
         x = x.clone() if shared and not self.reader.in_memory else x  # ring buffers are reused: the layer gets its own
         x = x.to(device=self.plan.device, dtype=self.plan.dtype, non_blocking=True)
@@ -262,6 +264,18 @@ class ChunkLoop:
         # last periodic checkpoint is the one a resume starts from.
         if not self.writer.closed:
             self.writer.flush()
+
+
+def check_finite_frames(x: torch.Tensor, t0: int) -> None:
+    """Raise ``FloatingPointError`` naming the first input frame that holds NaN or infinity."""
+    bad = ~torch.isfinite(x.reshape(len(x), -1)).all(dim=1)
+    if bool(bad.any()):
+        t = t0 + int(bad.nonzero()[0, 0])
+        msg = (
+            f"check_finite=True: input frame {t} holds a non-finite value (NaN or infinity); "
+            "recursive filters would spread it to every later frame. Clean or mask the input first."
+        )
+        raise FloatingPointError(msg)
 
 
 def check_output(y: Any, n: int, t0: int) -> None:

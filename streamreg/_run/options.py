@@ -38,6 +38,7 @@ class RunOptions:
     checkpoint_every: int | None = None
     resume: bool = False
     swmr: bool | None = None
+    check_finite: bool = False
     endless: bool = False
 
     def __post_init__(self) -> None:
@@ -45,7 +46,7 @@ class RunOptions:
         fix(self, "dt", check_dt(self.dt))
         fix(self, "max_memory", _optional(self.max_memory, parse_bytes, "max_memory"))
         fix(self, "device", check_device(self.device))
-        for name in ("reset", "overwrite", "resume", "endless"):
+        for name in ("reset", "overwrite", "resume", "check_finite", "endless"):
             fix(self, name, check_bool(getattr(self, name), name))
         for name in ("progress", "swmr"):
             fix(self, name, _optional(getattr(self, name), check_bool, name))

@@ -17,7 +17,7 @@ from streamreg.filters import LowPass
 
 RUN = Path(streamreg.__file__).parent / "_run"
 RUN_OPTIONS = {"output", "reset", "progress", "device", "max_memory", "overwrite", "n_frames", "start", "stop",
-               "warmup", "checkpoint_every", "resume", "swmr"}
+               "warmup", "checkpoint_every", "resume", "swmr", "check_finite"}
 
 
 def _keyword_only(fn) -> set[str]:
