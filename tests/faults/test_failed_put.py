@@ -29,7 +29,7 @@ class FailingStream(HDF5Stream):
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize(("fail_at", "partial", "checkpoint_every"), [(1, 0.0, 1), (4, 0.0, 3), (4, 0.5, 1),
+@pytest.mark.parametrize(("fail_at", "partial", "checkpoint_every"), [(1, 0.0, 1), (4, 0.0, 1), (4, 0.5, 1),
                                                                       (12, 0.9, 3)],
                          ids=["first-put", "fourth-put", "fourth-put-half-written", "twelfth-put-mostly-written"])
 def test_resume_after_a_failed_put_is_bit_identical(tmp_path, checkpoint_every, fail_at, partial):
