@@ -1,0 +1,342 @@
+"""Exact, memory-bounded k nearest centres: ``knn_mc`` and ``knn_do`` (janelia_core's names).
+
+The search runs in two passes over blocks of at most ``m`` centres and a few thousand
+queries. A fast pass in float32 (float64 for float64 input) computes
+``‖c‖² − 2x·c`` by one matrix product per block on centred points, and keeps for
+each query the ``k + 1`` groups of centres with the smallest group minima (a group is
+32 centres of a block). An exact pass then computes ``Σ_j (x_j − c_j)²`` in float64,
+in a fixed order of coordinates, for every centre of those groups and orders them by
+(distance, centre index). A rounding bound proves per query that no centre outside the
+groups can be among the k nearest; the rare query where the bound cannot prove it is
+searched again exactly over all centres.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["knn_do", "knn_mc"]
+
+_MAX_BLOCK_CTRS = 4096  # centres per distance block (fewer if m is smaller)
+_BLOCK_ELEMENTS = 1 << 18  # queries × centres per distance block: 1 MiB of float32, stays in L2
+_MAX_CANDIDATES = 256  # centres refined exactly per query (groups × group size)
+_GROUP = 32  # centres per group in the fast pass
+
+
+def _check_count(value: Any, name: str, high: int | None = None, high_text: str = "") -> int:
+    """Return ``value`` as an int in ``[1, high]``; ``ValueError`` naming the value otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        msg = f"{name} must be a positive integer; got {value!r} of type {type(value).__name__}."
+        raise ValueError(msg)
+    if value < 1:
+        msg = f"{name} must be a positive integer; got {value!r}."
+        raise ValueError(msg)
+    if high is not None and value > high:
+        msg = f"{name} must be at most {high} ({high_text}); got {value!r}."
+        raise ValueError(msg)
+    return int(value)
+
+
+def _check_points(x: Any, ctrs: Any) -> None:
+    """``x`` (n, d) and ``ctrs`` (n_ctrs, d): finite real tensors on one device."""
+    for name, t in (("x", x), ("ctrs", ctrs)):
+        if not isinstance(t, Tensor):
+            msg = f"{name} must be a torch.Tensor; got {type(t).__name__}."
+            raise TypeError(msg)
+        if t.ndim != 2 or t.shape[0] == 0 or t.shape[1] == 0:
+            msg = f"{name} must have shape (n, d) with n, d ≥ 1; got {tuple(t.shape)}."
+            raise ValueError(msg)
+        if t.is_complex() or t.dtype == torch.bool:
+            msg = f"{name} must be real-valued; got dtype {t.dtype}."
+            raise ValueError(msg)
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            msg = f"{name} must be finite; it holds NaN or inf."
+            raise ValueError(msg)
+    if x.shape[1] != ctrs.shape[1]:
+        msg = f"x and ctrs must have the same number of columns d; got x {tuple(x.shape)}, ctrs {tuple(ctrs.shape)}."
+        raise ValueError(msg)
+    if x.device != ctrs.device:
+        msg = f"x and ctrs must be on one device; got {x.device} and {ctrs.device}."
+        raise ValueError(msg)
+
+
+class _Centres:
+    """The searched centres: rows ``rows`` (sorted, or all when None) of ``ctrs``."""
+
+    def __init__(self, ctrs: Tensor, rows: Tensor | None) -> None:
+        self.ctrs = ctrs
+        self.rows = rows
+        self.n = ctrs.shape[0] if rows is None else rows.numel()
+
+    def block(self, c0: int, c1: int) -> Tensor:
+        """Centres ``c0:c1`` of the searched set, ``(c1 - c0, d)``."""
+        return self.ctrs[c0:c1] if self.rows is None else self.ctrs[self.rows[c0:c1]]
+
+    def column(self, j: int, ids: Tensor) -> Tensor:
+        """Coordinate ``j`` of the searched centres ``ids`` (any shape), in float64."""
+        col = self.ctrs[:, j]
+        return (col[ids] if self.rows is None else col[self.rows[ids]]).double()
+
+
+def _exact_sq(xq: Tensor, column: Any, d: int) -> Tensor:
+    """``Σ_j (x_j − c_j)²`` in float64, summed over j = 0..d-1 in that order.
+
+    ``xq`` is ``(b, d)`` float64; ``column(j)`` gives coordinate j of the centres,
+    broadcastable against ``(b, 1)``. The same sequence of operations serves every
+    caller, so a distance never depends on blocking.
+    """
+    acc = None
+    for j in range(d):
+        diff = xq[:, j : j + 1] - column(j)
+        sq = diff * diff
+        acc = sq if acc is None else acc + sq
+    return acc
+
+
+def _order(dist: Tensor, ids: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The k smallest of ``dist`` (b, C) by (distance, id): their distances and ids, (b, k)."""
+    ids, perm = ids.sort(dim=1)
+    dist = dist.gather(1, perm)
+    dist, perm = dist.sort(dim=1, stable=True)
+    return dist[:, :k], ids.gather(1, perm[:, :k])
+
+
+class _Plan:
+    """Block sizes, compute dtype, centring and rounding bound of one search."""
+
+    def __init__(self, x: Tensor, centres: _Centres, k: int, m: int) -> None:
+        exact64 = torch.float64 in (x.dtype, centres.ctrs.dtype) or not x.is_floating_point()
+        self.dtype = torch.float64 if exact64 or not centres.ctrs.is_floating_point() else torch.float32
+        self.d = x.shape[1]
+        self.k, self.n = k, centres.n
+        self.n_keep = k + 1  # groups kept per query by the fast pass
+        mb = min(m, centres.n, _MAX_BLOCK_CTRS)
+        self.group = max(1, min(_GROUP, _MAX_CANDIDATES // self.n_keep, mb // self.n_keep))
+        self.mb = (mb // self.group) * self.group
+        self.per_block = self.mb // self.group  # groups per block
+        self.n_blocks = -(-centres.n // self.mb)
+        self.bq = max(1, min(x.shape[0], _BLOCK_ELEMENTS // self.mb))
+        self.mu, radius = self._centring(centres)
+        # |fast estimate − exact float64 distance| ≤ eps_factor·(‖x − μ‖ + radius)² (see _certified)
+        self.eps_factor = 4.0 * (self.d + 5) * torch.finfo(self.dtype).eps / 2
+        self.radius = radius
+
+    def _centring(self, centres: _Centres) -> tuple[Tensor, float]:
+        """Mean of the centres (compute dtype) and the largest distance of a centre from it."""
+        total = None
+        for c0 in range(0, self.n, self.mb):
+            part = centres.block(c0, min(c0 + self.mb, self.n)).double().sum(0)
+            total = part if total is None else total + part
+        mu = (total / self.n).to(self.dtype)
+        radius = 0.0
+        for c0 in range(0, self.n, self.mb):
+            cb = centres.block(c0, min(c0 + self.mb, self.n)).to(self.dtype) - mu
+            radius = max(radius, float(cb.double().square().sum(1).max().sqrt()))
+        return mu, radius
+
+
+def _fast_groups(xc: Tensor, centres: _Centres, plan: _Plan) -> tuple[Tensor, Tensor]:
+    """Fast pass: the ``plan.n_keep`` groups with the smallest ``‖c‖² − 2x·c`` minima.
+
+    ``xc`` is ``(b, d)``, centred, in the compute dtype. Returns the kept minima and
+    group ids, ``(b, ≤ n_keep)``; every group not kept has a minimum ≥ every kept one.
+    """
+    b, mb, g = xc.shape[0], plan.mb, plan.group
+    kept_v = kept_i = None
+    for blk in range(plan.n_blocks):
+        c0 = blk * mb
+        cb = centres.block(c0, min(c0 + mb, plan.n)).to(plan.dtype) - plan.mu
+        cn = cb.square().sum(1)
+        if cb.shape[0] < mb:  # pad the last block with centres at infinite distance
+            cb = torch.cat([cb, cb.new_zeros(mb - cb.shape[0], plan.d)])
+            cn = torch.cat([cn, cn.new_full((mb - cn.shape[0],), float("inf"))])
+        dist = torch.addmm(cn, xc, cb.T, alpha=-2)  # (b, mb): ‖c‖² − 2x·c
+        minima = dist.view(b, g, plan.per_block).amin(1)  # group j: centres c0 + j + t·per_block
+        v, i = minima.topk(min(plan.n_keep, plan.per_block), dim=1, largest=False, sorted=False)
+        i += blk * plan.per_block
+        if kept_v is None:
+            kept_v, kept_i = v, i
+            continue
+        kept_v, kept_i = torch.cat([kept_v, v], 1), torch.cat([kept_i, i], 1)
+        if kept_v.shape[1] > plan.n_keep:
+            kept_v, j = kept_v.topk(plan.n_keep, dim=1, largest=False, sorted=False)
+            kept_i = kept_i.gather(1, j)
+    return kept_v, kept_i
+
+
+def _group_members(group_ids: Tensor, plan: _Plan) -> Tensor:
+    """Centre ids (padding included) of the groups ``group_ids`` (b, G): ``(b, G·group)``."""
+    blk, j = group_ids // plan.per_block, group_ids % plan.per_block
+    offsets = torch.arange(plan.group, device=group_ids.device) * plan.per_block
+    return ((blk * plan.mb + j)[:, :, None] + offsets).flatten(1)
+
+
+def _refine(x64: Tensor, centres: _Centres, ids: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Exact float64 distances to the candidate ids (b, C); the k best by (distance, id)."""
+    safe = ids.clamp(max=centres.n - 1)
+    dist = _exact_sq(x64, lambda j: centres.column(j, safe), x64.shape[1])
+    dist.masked_fill_(ids >= centres.n, float("inf"))
+    return _order(dist, ids, k)
+
+
+def _exhaustive(x64: Tensor, centres: _Centres, plan: _Plan) -> Tensor:
+    """Exact search over all centres, block by block, ties by lower id: ids ``(b, k)``."""
+    b = x64.shape[0]
+    best_d = x64.new_empty(b, 0)
+    best_i = torch.empty(b, 0, dtype=torch.long, device=x64.device)
+    for c0 in range(0, plan.n, plan.mb):
+        ids = torch.arange(c0, min(c0 + plan.mb, plan.n), device=x64.device)
+        dist = _exact_sq(x64, lambda j: centres.column(j, ids)[None, :], plan.d)
+        # earlier blocks hold lower ids and come first: a stable sort keeps ties in id order
+        best_d, perm = torch.cat([best_d, dist], 1).sort(dim=1, stable=True)
+        best_i = torch.cat([best_i, ids.expand(b, -1)], 1).gather(1, perm[:, : plan.k])
+        best_d = best_d[:, : plan.k]
+    return best_i
+
+
+def _certified(xc: Tensor, kept_v: Tensor, kth: Tensor, plan: _Plan) -> Tensor:
+    """Queries (b,) for which no centre outside the kept groups can be among the k nearest.
+
+    A centre outside them has fast estimate ``≥ max(kept_v)``, so its exact distance is
+    at least ``max(kept_v) + ‖x − μ‖² − eps``; ``eps`` bounds the rounding of the matrix
+    product (γ_d), of the centring and of the exact float64 sum, with a factor 2 to spare.
+    """
+    if kept_v.shape[1] < plan.n_keep or plan.n_blocks * plan.per_block <= plan.n_keep:
+        return torch.ones_like(kth, dtype=torch.bool)
+    xn = xc.double().square().sum(1)
+    eps = plan.eps_factor * (xn.sqrt() + plan.radius).square()
+    return kept_v.amax(1).double() + xn - eps > kth
+
+
+def _search(x: Tensor, centres: _Centres, k: int, m: int) -> Tensor:
+    """Ids into the searched set of the k nearest centres of each row of ``x``: ``(k, n)``."""
+    plan = _Plan(x, centres, k, m)
+    out = torch.empty(x.shape[0], k, dtype=torch.long, device=x.device)
+    for q0 in range(0, x.shape[0], plan.bq):
+        xb = x[q0 : q0 + plan.bq]
+        xc = xb.to(plan.dtype) - plan.mu
+        kept_v, kept_i = _fast_groups(xc, centres, plan)
+        x64 = xb.double()
+        dist, ids = _refine(x64, centres, _group_members(kept_i, plan), k)
+        doubtful = (~_certified(xc, kept_v, dist[:, -1], plan)).nonzero().squeeze(1)
+        if doubtful.numel():
+            ids[doubtful] = _exhaustive(x64[doubtful], centres, plan)
+        out[q0 : q0 + plan.bq] = ids
+    return out.T.contiguous()
+
+
+def knn_mc(x: Tensor, ctrs: Tensor, k: int, m: int) -> Tensor:
+    """Indices of the k nearest centres of every point, searching ``m`` centres at a time.
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(n, d)`` points (real, finite).
+    ctrs : Tensor
+        ``(n_ctrs, d)`` centres, on the device of ``x``.
+    k : int
+        Neighbours per point, ``1 ≤ k ≤ n_ctrs``.
+    m : int
+        Centres processed at a time, ``≥ 1`` (values above ``n_ctrs`` mean all of them;
+        blocks are capped at 4096 centres, which is fastest on CPU).
+
+    Returns
+    -------
+    indices : Tensor
+        ``(k, n)`` int64 on the device of ``x``: ``indices[:, i]`` are the centres
+        nearest to ``x[i]``, nearest first.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` or ``m`` is not an integer in range (bools count as non-integers), or
+        if the shapes, devices or values of ``x`` and ``ctrs`` do not fit.
+
+    Notes
+    -----
+    Exact: the distances of the returned centres are the k smallest of the squared
+    Euclidean distances computed in float64 as ``Σ_j (x_j − c_j)²``, and ties break by
+    the lower centre index, whatever ``m`` is. A fast float32 pass (float64 for float64
+    input) selects candidates; a rounding bound checks per point that no other centre
+    can be closer, and the rare point it cannot clear is searched again exhaustively.
+
+    Memory: besides the output, the largest temporaries are one ``(b, min(m, 4096))``
+    distance block with ``b ≤ min(n, 2**18 / min(m, 4096))`` points, that block's
+    ``b × 256`` candidates and ``(b, d)`` float copies of the points: at most a small
+    constant times ``m × n`` elements, independent of ``d × m × n`` (janelia_core's
+    broadcast needed ``m × n × d``).
+
+    Examples
+    --------
+    >>> ctrs = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0]])
+    >>> knn_mc(torch.tensor([[0.9, 0.0], [4.0, 4.0]]), ctrs, k=2, m=2)
+    tensor([[1, 2],
+            [0, 1]])
+    """
+    _check_points(x, ctrs)
+    k = _check_count(k, "k", ctrs.shape[0], "the number of centres")
+    m = _check_count(m, "m")
+    return _search(x, _Centres(ctrs, None), k, m)
+
+
+def knn_do(
+    x: Tensor, ctrs: Tensor, k: int, m: int, n_ctrs_used: int, generator: torch.Generator | None = None
+) -> Tensor:
+    """:func:`knn_mc` among ``n_ctrs_used`` centres drawn at random (dropout of centres).
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(n, d)`` points.
+    ctrs : Tensor
+        ``(n_ctrs, d)`` centres, on the device of ``x``.
+    k : int
+        Neighbours per point, ``1 ≤ k ≤ n_ctrs_used``.
+    m : int
+        Centres processed at a time, ``≥ 1``.
+    n_ctrs_used : int
+        Centres drawn without replacement, ``1 ≤ n_ctrs_used ≤ n_ctrs``; ``n_ctrs`` means
+        no dropout.
+    generator : torch.Generator, optional
+        Source of the draw (one ``torch.randperm(n_ctrs)`` on the generator's device);
+        the global generator when None.
+
+    Returns
+    -------
+    indices : Tensor
+        ``(k, n)`` int64 indices into the original ``ctrs``, nearest first; ties break by
+        the lower original index.
+
+    Raises
+    ------
+    ValueError
+        As :func:`knn_mc`, and if ``n_ctrs_used`` is out of range.
+
+    Notes
+    -----
+    The drawn rows are read in place (no copy of the centres), so memory is that of
+    :func:`knn_mc` plus ``n_ctrs_used`` int64 row numbers.
+
+    Examples
+    --------
+    >>> ctrs = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
+    >>> knn_do(torch.tensor([[1.1]]), ctrs, k=1, m=2, n_ctrs_used=4)
+    tensor([[1]])
+    """
+    _check_points(x, ctrs)
+    n_ctrs_used = _check_count(n_ctrs_used, "n_ctrs_used", ctrs.shape[0], "the number of centres")
+    k = _check_count(k, "k", n_ctrs_used, "n_ctrs_used")
+    m = _check_count(m, "m")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        msg = f"generator must be a torch.Generator or None; got {type(generator).__name__}."
+        raise TypeError(msg)
+    device = generator.device if generator is not None else torch.device("cpu")
+    perm = torch.randperm(ctrs.shape[0], generator=generator, device=device)
+    rows = perm[:n_ctrs_used].sort().values.to(ctrs.device)
+    if n_ctrs_used == ctrs.shape[0]:
+        return _search(x, _Centres(ctrs, None), k, m)
+    return rows[_search(x, _Centres(ctrs, rows), k, m)]
