@@ -3,8 +3,8 @@
 The search runs in two passes over blocks of at most ``m`` centres and a few thousand
 queries. A fast pass in float32 (float64 for float64 input) computes
 ``‖c‖² − 2x·c`` by one matrix product per block on centred points, and keeps for
-each query the ``k + 1`` groups of centres with the smallest group minima (a group is
-32 centres of a block). An exact pass then computes ``Σ_j (x_j − c_j)²`` in float64,
+each query the ``k + 4`` groups of centres with the smallest group minima (a group is
+up to 32 centres of a block). An exact pass then computes ``Σ_j (x_j − c_j)²`` in float64,
 in a fixed order of coordinates, for every centre of those groups and orders them by
 (distance, centre index). A rounding bound proves per query that no centre outside the
 groups can be among the k nearest; the rare query where the bound cannot prove it is
@@ -21,10 +21,11 @@ from torch import Tensor
 
 __all__ = ["knn_do", "knn_mc"]
 
-_MAX_BLOCK_CTRS = 4096  # centres per distance block (fewer if m is smaller)
+_MAX_BLOCK_CTRS = 1024  # centres per distance block (fewer if m is smaller); measured fastest on CPU
 _BLOCK_ELEMENTS = 1 << 18  # queries × centres per distance block: 1 MiB of float32, stays in L2
 _MAX_CANDIDATES = 256  # centres refined exactly per query (groups × group size)
 _GROUP = 32  # centres per group in the fast pass
+_MERGE_BLOCKS = 8  # blocks whose group minima are merged by one topk
 
 
 def _check_count(value: Any, name: str, high: int | None = None, high_text: str = "") -> int:
@@ -98,7 +99,24 @@ def _exact_sq(xq: Tensor, column: Any, d: int) -> Tensor:
 
 
 def _order(dist: Tensor, ids: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """The k smallest of ``dist`` (b, C) by (distance, id): their distances and ids, (b, k)."""
+    """The k smallest of ``dist`` (b, C) by (distance, id): their distances and ids, (b, k).
+
+    One ``topk`` serves every row without a tie among or at the edge of its k smallest;
+    rows with ties are sorted by id, then stably by distance.
+    """
+    best, pos = dist.topk(k, dim=1, largest=False, sorted=True)
+    best_ids = ids.gather(1, pos)
+    tied = (dist <= best[:, -1:]).sum(1) > k
+    if k > 1:
+        tied |= (best[:, 1:] == best[:, :-1]).any(1)
+    rows = tied.nonzero().squeeze(1)
+    if rows.numel():
+        best[rows], best_ids[rows] = _sort_order(dist[rows], ids[rows], k)
+    return best, best_ids
+
+
+def _sort_order(dist: Tensor, ids: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """:func:`_order` by two sorts: by id, then stably by distance."""
     ids, perm = ids.sort(dim=1)
     dist = dist.gather(1, perm)
     dist, perm = dist.sort(dim=1, stable=True)
@@ -113,7 +131,7 @@ class _Plan:
         self.dtype = torch.float64 if exact64 or not centres.ctrs.is_floating_point() else torch.float32
         self.d = x.shape[1]
         self.k, self.n = k, centres.n
-        self.n_keep = k + 1  # groups kept per query by the fast pass
+        self.n_keep = k + 4  # groups kept per query by the fast pass (spare ones make doubt rare)
         mb = min(m, centres.n, _MAX_BLOCK_CTRS)
         self.group = max(1, min(_GROUP, _MAX_CANDIDATES // self.n_keep, mb // self.n_keep))
         self.mb = (mb // self.group) * self.group
@@ -144,9 +162,13 @@ def _fast_groups(xc: Tensor, centres: _Centres, plan: _Plan) -> tuple[Tensor, Te
 
     ``xc`` is ``(b, d)``, centred, in the compute dtype. Returns the kept minima and
     group ids, ``(b, ≤ n_keep)``; every group not kept has a minimum ≥ every kept one.
+    Group minima of up to ``_MERGE_BLOCKS`` blocks wait in a list before one ``topk``.
     """
     b, mb, g = xc.shape[0], plan.mb, plan.group
-    kept_v = kept_i = None
+    kept_v = xc.new_empty(b, 0)
+    kept_i = torch.empty(b, 0, dtype=torch.long, device=xc.device)
+    pending: list[Tensor] = []
+    first = 0  # group id of the first pending minimum
     for blk in range(plan.n_blocks):
         c0 = blk * mb
         cb = centres.block(c0, min(c0 + mb, plan.n)).to(plan.dtype) - plan.mu
@@ -155,16 +177,13 @@ def _fast_groups(xc: Tensor, centres: _Centres, plan: _Plan) -> tuple[Tensor, Te
             cb = torch.cat([cb, cb.new_zeros(mb - cb.shape[0], plan.d)])
             cn = torch.cat([cn, cn.new_full((mb - cn.shape[0],), float("inf"))])
         dist = torch.addmm(cn, xc, cb.T, alpha=-2)  # (b, mb): ‖c‖² − 2x·c
-        minima = dist.view(b, g, plan.per_block).amin(1)  # group j: centres c0 + j + t·per_block
-        v, i = minima.topk(min(plan.n_keep, plan.per_block), dim=1, largest=False, sorted=False)
-        i += blk * plan.per_block
-        if kept_v is None:
-            kept_v, kept_i = v, i
-            continue
-        kept_v, kept_i = torch.cat([kept_v, v], 1), torch.cat([kept_i, i], 1)
-        if kept_v.shape[1] > plan.n_keep:
-            kept_v, j = kept_v.topk(plan.n_keep, dim=1, largest=False, sorted=False)
-            kept_i = kept_i.gather(1, j)
+        pending.append(dist.view(b, g, plan.per_block).amin(1))  # group j: centres c0 + j + t·per_block
+        if len(pending) == _MERGE_BLOCKS or blk == plan.n_blocks - 1:
+            minima = torch.cat([kept_v, *pending], 1)
+            ids = torch.cat([kept_i, torch.arange(first, (blk + 1) * plan.per_block, device=xc.device).expand(b, -1)], 1)
+            kept_v, j = minima.topk(min(plan.n_keep, minima.shape[1]), dim=1, largest=False, sorted=False)
+            kept_i = ids.gather(1, j)
+            pending, first = [], (blk + 1) * plan.per_block
     return kept_v, kept_i
 
 
@@ -242,7 +261,7 @@ def knn_mc(x: Tensor, ctrs: Tensor, k: int, m: int) -> Tensor:
         Neighbours per point, ``1 ≤ k ≤ n_ctrs``.
     m : int
         Centres processed at a time, ``≥ 1`` (values above ``n_ctrs`` mean all of them;
-        blocks are capped at 4096 centres, which is fastest on CPU).
+        blocks are capped at 1024 centres, which is fastest on CPU).
 
     Returns
     -------
@@ -264,8 +283,8 @@ def knn_mc(x: Tensor, ctrs: Tensor, k: int, m: int) -> Tensor:
     input) selects candidates; a rounding bound checks per point that no other centre
     can be closer, and the rare point it cannot clear is searched again exhaustively.
 
-    Memory: besides the output, the largest temporaries are one ``(b, min(m, 4096))``
-    distance block with ``b ≤ min(n, 2**18 / min(m, 4096))`` points, that block's
+    Memory: besides the output, the largest temporaries are one ``(b, min(m, 1024))``
+    distance block with ``b ≤ min(n, 2**18 / min(m, 1024))`` points, that block's
     ``b × 256`` candidates and ``(b, d)`` float copies of the points: at most a small
     constant times ``m × n`` elements, independent of ``d × m × n`` (janelia_core's
     broadcast needed ``m × n × d``).
