@@ -180,7 +180,8 @@ def _fast_groups(xc: Tensor, centres: _Centres, plan: _Plan) -> tuple[Tensor, Te
         pending.append(dist.view(b, g, plan.per_block).amin(1))  # group j: centres c0 + j + t·per_block
         if len(pending) == _MERGE_BLOCKS or blk == plan.n_blocks - 1:
             minima = torch.cat([kept_v, *pending], 1)
-            ids = torch.cat([kept_i, torch.arange(first, (blk + 1) * plan.per_block, device=xc.device).expand(b, -1)], 1)
+            fresh = torch.arange(first, (blk + 1) * plan.per_block, device=xc.device).expand(b, -1)
+            ids = torch.cat([kept_i, fresh], 1)
             kept_v, j = minima.topk(min(plan.n_keep, minima.shape[1]), dim=1, largest=False, sorted=False)
             kept_i = ids.gather(1, j)
             pending, first = [], (blk + 1) * plan.per_block
@@ -209,7 +210,7 @@ def _exhaustive(x64: Tensor, centres: _Centres, plan: _Plan) -> Tensor:
     best_i = torch.empty(b, 0, dtype=torch.long, device=x64.device)
     for c0 in range(0, plan.n, plan.mb):
         ids = torch.arange(c0, min(c0 + plan.mb, plan.n), device=x64.device)
-        dist = _exact_sq(x64, lambda j: centres.column(j, ids)[None, :], plan.d)
+        dist = _exact_sq(x64, lambda j, ids=ids: centres.column(j, ids)[None, :], plan.d)
         # earlier blocks hold lower ids and come first: a stable sort keeps ties in id order
         best_d, perm = torch.cat([best_d, dist], 1).sort(dim=1, stable=True)
         best_i = torch.cat([best_i, ids.expand(b, -1)], 1).gather(1, perm[:, : plan.k])
