@@ -221,14 +221,20 @@ def _exhaustive(x64: Tensor, centres: _Centres, plan: _Plan) -> Tensor:
 def _certified(xc: Tensor, kept_v: Tensor, kth: Tensor, plan: _Plan) -> Tensor:
     """Queries (b,) for which no centre outside the kept groups can be among the k nearest.
 
-    A centre outside them has fast estimate ``≥ max(kept_v)``, so its exact distance is
-    at least ``max(kept_v) + ‖x − μ‖² − eps``; ``eps`` bounds the rounding of the matrix
-    product (γ_d), of the centring and of the exact float64 sum, with a factor 2 to spare.
+    A centre outside them has fast estimate ``≥ max(kept_v)``. If its exact distance
+    were ``≤ kth`` it would lie within ``√kth`` (plus centring rounding) of the query, so
+    ``‖c − μ‖ ≤ ‖x − μ‖ + √kth + δ``, and its estimate would be off by at most
+    ``eps = eps_factor·(‖x − μ‖ + ‖c − μ‖)²``: the rounding of the matrix product
+    (γ_d), of the centring and of the exact float64 sum, with a factor 2 to spare.
+    So ``max(kept_v) + ‖x − μ‖² − eps > kth`` rules every such centre out.
     """
     if kept_v.shape[1] < plan.n_keep or plan.n_blocks * plan.per_block <= plan.n_keep:
         return torch.ones_like(kth, dtype=torch.bool)
     xn = xc.double().square().sum(1)
-    eps = plan.eps_factor * (xn.sqrt() + plan.radius).square()
+    norm = xn.sqrt()
+    unit = torch.finfo(plan.dtype).eps
+    reach = torch.minimum(norm + kth.sqrt() + 2 * unit * (norm + plan.radius), norm.new_tensor(plan.radius))
+    eps = plan.eps_factor * (norm + reach).square()
     return kept_v.amax(1).double() + xn - eps > kth
 
 
