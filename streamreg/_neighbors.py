@@ -77,24 +77,22 @@ class _Centres:
         """Centres ``c0:c1`` of the searched set, ``(c1 - c0, d)``."""
         return self.ctrs[c0:c1] if self.rows is None else self.ctrs[self.rows[c0:c1]]
 
-    def column(self, j: int, ids: Tensor) -> Tensor:
-        """Coordinate ``j`` of the searched centres ``ids`` (any shape), in float64."""
-        col = self.ctrs[:, j]
-        return (col[ids] if self.rows is None else col[self.rows[ids]]).double()
+    def rows_at(self, ids: Tensor) -> Tensor:
+        """The searched centres ``ids`` (any shape), in float64: ``(*ids.shape, d)``."""
+        return (self.ctrs[ids] if self.rows is None else self.ctrs[self.rows[ids]]).double()
 
 
-def _exact_sq(xq: Tensor, column: Any, d: int) -> Tensor:
+def _exact_sq(xq: Tensor, cands: Tensor) -> Tensor:
     """``Σ_j (x_j − c_j)²`` in float64, summed over j = 0..d-1 in that order.
 
-    ``xq`` is ``(b, d)`` float64; ``column(j)`` gives coordinate j of the centres,
-    broadcastable against ``(b, 1)``. The same sequence of operations serves every
-    caller, so a distance never depends on blocking.
+    ``xq`` is ``(b, d)`` float64 and ``cands`` ``(b or 1, C, d)`` float64; returns
+    ``(b, C)``. The same elementwise operations serve every caller, so a distance never
+    depends on blocking.
     """
-    acc = None
-    for j in range(d):
-        diff = xq[:, j : j + 1] - column(j)
-        sq = diff * diff
-        acc = sq if acc is None else acc + sq
+    sq = (xq[:, None, :] - cands).square()
+    acc = sq[:, :, 0]
+    for j in range(1, sq.shape[2]):
+        acc = acc + sq[:, :, j]
     return acc
 
 
@@ -138,26 +136,29 @@ class _Plan:
         self.per_block = self.mb // self.group  # groups per block
         self.n_blocks = -(-centres.n // self.mb)
         self.bq = max(1, min(x.shape[0], _BLOCK_ELEMENTS // self.mb))
-        self.mu, radius = self._centring(centres)
-        # |fast estimate − exact float64 distance| ≤ eps_factor·(‖x − μ‖ + radius)² (see _certified)
+        self._centre(centres)
+        # |fast estimate − exact float64 distance| ≤ eps_factor·(‖x − μ‖ + ‖c − μ‖)² (see _certified)
         self.eps_factor = 4.0 * (self.d + 5) * torch.finfo(self.dtype).eps / 2
-        self.radius = radius
 
-    def _centring(self, centres: _Centres) -> tuple[Tensor, float]:
-        """Mean of the centres (compute dtype) and the largest distance of a centre from it."""
+    def _centre(self, centres: _Centres) -> None:
+        """Centred centres ``cc`` (n_blocks·mb, d) in the compute dtype, padded with centres at
+        infinite distance, their squared norms ``cn``, the mean ``mu`` and the largest norm ``radius``."""
         total = None
         for c0 in range(0, self.n, self.mb):
             part = centres.block(c0, min(c0 + self.mb, self.n)).double().sum(0)
             total = part if total is None else total + part
-        mu = (total / self.n).to(self.dtype)
-        radius = 0.0
+        self.mu = (total / self.n).to(self.dtype)
+        n_pad = self.n_blocks * self.mb
+        self.cc = self.mu.new_zeros(n_pad, self.d)
         for c0 in range(0, self.n, self.mb):
-            cb = centres.block(c0, min(c0 + self.mb, self.n)).to(self.dtype) - mu
-            radius = max(radius, float(cb.double().square().sum(1).max().sqrt()))
-        return mu, radius
+            c1 = min(c0 + self.mb, self.n)
+            self.cc[c0:c1] = centres.block(c0, c1).to(self.dtype) - self.mu
+        self.cn = self.cc.square().sum(1)
+        self.cn[self.n :] = float("inf")
+        self.radius = float(self.cc[: self.n].double().square().sum(1).max().sqrt())
 
 
-def _fast_groups(xc: Tensor, centres: _Centres, plan: _Plan) -> tuple[Tensor, Tensor]:
+def _fast_groups(xc: Tensor, plan: _Plan) -> tuple[Tensor, Tensor]:
     """Fast pass: the ``plan.n_keep`` groups with the smallest ``‖c‖² − 2x·c`` minima.
 
     ``xc`` is ``(b, d)``, centred, in the compute dtype. Returns the kept minima and
@@ -171,12 +172,7 @@ def _fast_groups(xc: Tensor, centres: _Centres, plan: _Plan) -> tuple[Tensor, Te
     first = 0  # group id of the first pending minimum
     for blk in range(plan.n_blocks):
         c0 = blk * mb
-        cb = centres.block(c0, min(c0 + mb, plan.n)).to(plan.dtype) - plan.mu
-        cn = cb.square().sum(1)
-        if cb.shape[0] < mb:  # pad the last block with centres at infinite distance
-            cb = torch.cat([cb, cb.new_zeros(mb - cb.shape[0], plan.d)])
-            cn = torch.cat([cn, cn.new_full((mb - cn.shape[0],), float("inf"))])
-        dist = torch.addmm(cn, xc, cb.T, alpha=-2)  # (b, mb): ‖c‖² − 2x·c
+        dist = torch.addmm(plan.cn[c0 : c0 + mb], xc, plan.cc[c0 : c0 + mb].T, alpha=-2)  # (b, mb): ‖c‖² − 2x·c
         pending.append(dist.view(b, g, plan.per_block).amin(1))  # group j: centres c0 + j + t·per_block
         if len(pending) == _MERGE_BLOCKS or blk == plan.n_blocks - 1:
             minima = torch.cat([kept_v, *pending], 1)
@@ -197,8 +193,7 @@ def _group_members(group_ids: Tensor, plan: _Plan) -> Tensor:
 
 def _refine(x64: Tensor, centres: _Centres, ids: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """Exact float64 distances to the candidate ids (b, C); the k best by (distance, id)."""
-    safe = ids.clamp(max=centres.n - 1)
-    dist = _exact_sq(x64, lambda j: centres.column(j, safe), x64.shape[1])
+    dist = _exact_sq(x64, centres.rows_at(ids.clamp(max=centres.n - 1)))
     dist.masked_fill_(ids >= centres.n, float("inf"))
     return _order(dist, ids, k)
 
@@ -206,11 +201,14 @@ def _refine(x64: Tensor, centres: _Centres, ids: Tensor, k: int) -> tuple[Tensor
 def _exhaustive(x64: Tensor, centres: _Centres, plan: _Plan) -> Tensor:
     """Exact search over all centres, block by block, ties by lower id: ids ``(b, k)``."""
     b = x64.shape[0]
+    if b * plan.mb * plan.d > _BLOCK_ELEMENTS * 16:  # keep the (b, mb, d) difference bounded
+        half = b // 2
+        return torch.cat([_exhaustive(x64[:half], centres, plan), _exhaustive(x64[half:], centres, plan)])
     best_d = x64.new_empty(b, 0)
     best_i = torch.empty(b, 0, dtype=torch.long, device=x64.device)
     for c0 in range(0, plan.n, plan.mb):
         ids = torch.arange(c0, min(c0 + plan.mb, plan.n), device=x64.device)
-        dist = _exact_sq(x64, lambda j, ids=ids: centres.column(j, ids)[None, :], plan.d)
+        dist = _exact_sq(x64, centres.rows_at(ids)[None])
         # earlier blocks hold lower ids and come first: a stable sort keeps ties in id order
         best_d, perm = torch.cat([best_d, dist], 1).sort(dim=1, stable=True)
         best_i = torch.cat([best_i, ids.expand(b, -1)], 1).gather(1, perm[:, : plan.k])
@@ -245,7 +243,7 @@ def _search(x: Tensor, centres: _Centres, k: int, m: int) -> Tensor:
     for q0 in range(0, x.shape[0], plan.bq):
         xb = x[q0 : q0 + plan.bq]
         xc = xb.to(plan.dtype) - plan.mu
-        kept_v, kept_i = _fast_groups(xc, centres, plan)
+        kept_v, kept_i = _fast_groups(xc, plan)
         x64 = xb.double()
         dist, ids = _refine(x64, centres, _group_members(kept_i, plan), k)
         doubtful = (~_certified(xc, kept_v, dist[:, -1], plan)).nonzero().squeeze(1)
@@ -290,11 +288,13 @@ def knn_mc(x: Tensor, ctrs: Tensor, k: int, m: int) -> Tensor:
     input) selects candidates; a rounding bound checks per point that no other centre
     can be closer, and the rare point it cannot clear is searched again exhaustively.
 
-    Memory: besides the output, the largest temporaries are one ``(b, min(m, 1024))``
-    distance block with ``b ≤ min(n, 2**18 / min(m, 1024))`` points, that block's
-    ``b × 256`` candidates and ``(b, d)`` float copies of the points: at most a small
-    constant times ``m × n`` elements, independent of ``d × m × n`` (janelia_core's
-    broadcast needed ``m × n × d``).
+    Memory: besides the output, the temporaries are one ``(b, min(m, 1024))`` distance
+    block with ``b ≤ min(n, 2**18 / min(m, 1024))`` points, the coordinates of that
+    block's ``b × 256`` candidates in float64, and one centred float copy of the
+    centres ``(n_ctrs, d + 1)``. For ``d`` up to about 10 that is at most a small
+    constant times ``m × n`` elements plus the size of ``ctrs``, and never the
+    ``m × n × d`` of janelia_core's broadcast; a search over 20000 × 50000 points in
+    3-D adds about 10 MB.
 
     Examples
     --------
