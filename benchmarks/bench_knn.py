@@ -18,7 +18,7 @@ skipped with a message when faiss is not installed).
 
 Goal: streamreg at most faiss's time, at <= 1 GB peak RSS, and exact.
 
-Run:  python benchmarks/bench_knn.py [--quick] [--repeats N] [--threads N] [--skip-seed]
+Run:  python benchmarks/bench_knn.py [--quick] [--repeats N] [--threads N] [--skip-seed] [--dims 3,64]
 """
 
 from __future__ import annotations
@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-seed", action="store_true", help="leave out the slow seed baseline")
+    ap.add_argument("--dims", default="3,64", help="cases to run, by d (default: 3,64)")
     args = ap.parse_args(argv)
     if args.child:
         child(json.loads(args.child))
@@ -137,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average before: {os.getloadavg()[0]:.1f}; threads: {args.threads}; k = {K}")
     header = f"{'case':<22}{'method':<11}{'best s':>9}{'peak RSS GB':>13}{'growth GB':>11}{'inexact/500':>13}"
     print(header + f"{'vs faiss':>10}")
-    for case in QUICK if args.quick else CASES:
+    dims = {int(v) for v in args.dims.split(",")}
+    for case in [c for c in (QUICK if args.quick else CASES) if c["d"] in dims]:
         name = f"{case['n']}x{case['d']} vs {case['n_ctrs']}"
         rows = {}
         for method in methods:
