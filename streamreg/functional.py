@@ -348,3 +348,10 @@ def contrast_gain_control(
         e = torch.lerp(torch.addcmul(g0_t, v, v, value=gain), e, a)
         vs.append(v)
     return (torch.stack(vs) if vs else drive.clone()), v, e
+
+
+# janelia_core's k nearest centres and log_cosh (issue 11); they live in private modules.
+from streamreg._neighbors import knn_do, knn_mc  # noqa: E402
+from streamreg._special import LOG_2, log_cosh  # noqa: E402
+
+__all__ += ["LOG_2", "knn_do", "knn_mc", "log_cosh"]
