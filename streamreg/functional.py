@@ -17,6 +17,8 @@ __all__ = [
     "causal_conv3d",
     "causal_fir",
     "contrast_gain_control",
+    "exp_cascade_blocks",
+    "exp_cascade_matrix",
     "exp_lowpass",
     "fast_fft_len",
     "gaussian_blur",
@@ -80,6 +82,151 @@ def exp_lowpass(x: Tensor, a: Tensor, y0: Tensor) -> tuple[Tensor, Tensor]:
         torch.addcmul(bx_t, a, prev, out=bx_t)
         prev = bx_t
     return bx, (prev.clone() if len(bx) else y0)
+
+
+#: Frames per block of :func:`exp_cascade_blocks`. Measured (C=256, float32, 1 thread): 16 → 0.74M
+#: frames/s, 32 → 0.97M, 64 → 0.89M for one stage; one matrix product per block whatever the stages.
+LOWPASS_BLOCK = 32
+
+
+def exp_cascade_matrix(a: Tensor, n_stages: int, block: int = LOWPASS_BLOCK, *,
+                       highpass_weight: Tensor | None = None, dtype: torch.dtype | None = None) -> Tensor:
+    """The ``(B+n, B+n)`` matrix that advances ``n`` cascaded :func:`exp_lowpass` stages by one block.
+
+    Multiplying ``[x_block (B rows); y_start (n rows)]`` gives ``[y_block (B rows); y_end (n rows)]``:
+    ``y_start`` and ``y_end`` hold every stage's output just before and at the end of the block,
+    ``y_block`` is the last stage's output, or ``x - w · y`` with ``highpass_weight`` ``w``.
+
+    Built in float64 by running the recursion on unit inputs (so it is differentiable in ``a``
+    and ``w``), then cast to ``dtype`` (default ``a``'s). The ``B × B`` block is lower
+    triangular with exact zeros above the diagonal, so future frames never contribute.
+    """
+    eye = torch.eye(block + n_stages, dtype=torch.float64, device=a.device)
+    a64 = a.to(torch.float64)
+    cur, ends = eye[:block], []
+    for stage in range(n_stages):
+        ys, prev = [], eye[block + stage]
+        for x_t in cur.unbind(0):
+            prev = torch.addcmul(x_t * (1 - a64), a64, prev)
+            ys.append(prev)
+        cur = torch.stack(ys)
+        ends.append(prev)
+    if highpass_weight is not None:
+        cur = eye[:block] - highpass_weight.to(torch.float64) * cur
+    return torch.cat([cur, torch.stack(ends)]).to(dtype or a.dtype)
+
+
+def _block(matrix: Tensor, z: Tensor, b: int) -> Tensor:
+    """``matrix @ z`` for one block ``z = [x_block (b rows); y_start]``, causal for non-finite input too.
+
+    The last row sums every entry of ``z`` with finite weights, so it is finite only if all of
+    ``z`` is. Otherwise each column's rows before its first non-finite frame are recomputed with
+    the non-finite entries zeroed: ``0 · inf = nan`` must not reach earlier frames.
+    """
+    w = torch.mm(matrix, z)
+    if bool(torch.isfinite(w[-1]).all()):
+        return w
+    ok = torch.isfinite(z)
+    clean = torch.mm(matrix, torch.where(ok, z, torch.zeros((), dtype=z.dtype, device=z.device)))
+    bad = (~ok[:b]).cummax(0).values | (~ok[b:]).any(0)
+    return torch.cat([torch.where(bad, w[:b], clean[:b]), w[b:]])
+
+
+def _full_blocks_into(matrix: Tensor, x: Tensor, state: Tensor, out: Tensor) -> Tensor | None:
+    """Whole blocks without autograd: ``x`` ``(k·b, C)`` → ``out[:k·b]``; return the end state.
+
+    ``None`` when the end state is not finite (the caller then redoes the blocks causally).
+    Two operand buffers alternate, so each product leaves the stage states where the next
+    block's operand needs them.
+    """
+    n = state.shape[0]
+    b = matrix.shape[0] - n
+    bufs = [x.new_empty((b + n, x.shape[1])), x.new_empty((b + n, x.shape[1]))]
+    bufs[0][b:].copy_(state)
+    for i, (xb, yb) in enumerate(zip(x.split(b), out[: x.shape[0]].split(b), strict=True)):
+        z, w = bufs[i % 2], bufs[1 - i % 2]
+        z[:b].copy_(xb)
+        torch.mm(matrix, z, out=w)  # fresh, fixed-shape operands: the same bits for every chunking
+        yb.copy_(w[:b])
+    end = bufs[x.shape[0] // b % 2][b:].clone()
+    return end if bool(torch.isfinite(end[-1]).all()) else None
+
+
+def _full_blocks_graph(matrix: Tensor, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+    """Whole blocks with autograd, or causally for non-finite values: ``x`` ``(k·b, C)`` → ``(y, state)``."""
+    b = matrix.shape[0] - state.shape[0]
+    ys = []
+    for xb in x.split(b):
+        w = _block(matrix, torch.cat([xb, state]), b)
+        ys.append(w[:b])
+        state = w[b:]
+    return torch.cat(ys), state
+
+
+def exp_cascade_blocks(x: Tensor, matrix: Tensor, state: Tensor, pending: Tensor,
+                       fill: int) -> tuple[Tensor, Tensor, Tensor, int]:
+    """Cascaded exponential low-pass (or high-pass) in blocks of ``B`` frames aligned to absolute time.
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(T, C)``.
+    matrix : Tensor
+        ``(B+n, B+n)`` from :func:`exp_cascade_matrix`.
+    state : Tensor
+        ``(n, C)``, every stage's output before the current block.
+    pending : Tensor
+        ``(B, C)``: the first ``fill`` input frames of the current block, zeros after them.
+    fill : int
+        Frames of the current block seen so far, ``0 <= fill < B``.
+
+    Returns
+    -------
+    y : Tensor
+        ``(T, C)``.
+    state, pending, fill
+        The state for the next chunk.
+
+    Notes
+    -----
+    Every block is one ``(B+n, B+n) @ (B+n, C)`` matrix product of fixed shape. A chunk that
+    ends inside a block computes it with zeros for the frames still to come and keeps its
+    inputs; the next chunk computes the whole block again. Future frames have exact zero
+    weights, so every output has the same bits whatever the chunking.
+    """
+    b, c = pending.shape
+    graph = torch.is_grad_enabled() and any(t.requires_grad for t in (x, state, pending, matrix))
+    out = None if graph else x.new_empty((x.shape[0], c))  # written in place
+    parts: list[Tensor] = []
+
+    def emit(t0: int, y: Tensor) -> None:
+        if out is None:
+            parts.append(y)
+        else:
+            out[t0 : t0 + y.shape[0]].copy_(y)
+
+    head = min(b - fill, x.shape[0]) if fill else 0
+    if head:  # the block the previous chunk left open
+        pending = torch.cat([pending[:fill], x[:head], x.new_zeros((b - fill - head, c))])
+        w = _block(matrix, torch.cat([pending, state]), b)
+        emit(0, w[fill : fill + head])
+        fill += head
+        if fill == b:
+            state, pending, fill = w[b:], torch.zeros_like(pending), 0
+    full = (x.shape[0] - head) // b * b
+    if full:
+        end = None if out is None else _full_blocks_into(matrix, x[head : head + full], state, out[head:])
+        if end is None:
+            y, end = _full_blocks_graph(matrix, x[head : head + full], state)
+            emit(head, y)
+        state = end
+    if head + full < x.shape[0]:  # a block left open for the next chunk
+        fill = x.shape[0] - head - full
+        pending = torch.cat([x[head + full :], x.new_zeros((b - fill, c))])
+        emit(head + full, _block(matrix, torch.cat([pending, state]), b)[:fill])
+    if out is not None:
+        return out, state, pending, fill
+    return (torch.cat(parts) if len(parts) != 1 else parts[0]) if parts else x[:0].clone(), state, pending, fill
 
 
 def causal_fir(x: Tensor, kernel: Tensor, history: Tensor, method: str = "direct") -> tuple[Tensor, Tensor]:
