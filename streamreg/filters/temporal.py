@@ -29,7 +29,7 @@ FIR_FFT_MIN_TAPS = 512
 
 
 def _as_tensor(value: Any, name: str, dtype: torch.dtype | None, device: Any) -> Tensor:
-    """``value`` (a number, array or tensor of real numbers) as a tensor of ``dtype``."""
+    """``value`` (a number, array or tensor of real numbers) as a new tensor of ``dtype``."""
     if isinstance(value, Tensor):
         ok = not value.is_complex() and value.dtype != torch.bool
         t = value.detach()
@@ -40,7 +40,7 @@ def _as_tensor(value: Any, name: str, dtype: torch.dtype | None, device: Any) ->
     if not ok:
         msg = f"{name} must be a real number or an array of real numbers; got {value!r}."
         raise TypeError(msg)
-    return t.to(dtype=dtype or torch.get_default_dtype(), device=device)
+    return t.to(dtype=dtype or torch.get_default_dtype(), device=device, copy=True)  # never alias the caller's array
 
 
 class LowPass(Layer):
@@ -260,11 +260,23 @@ class TemporalFIR(Layer):
         check_state_shape(self.past_input, (self.kernel.shape[0] - 1, *frame), "TemporalFIR", "past_input")
         c = math.prod(frame)
         k = self.kernel.to(x.dtype)
-        k = k[:, None].expand(-1, c) if shared else k.reshape(k.shape[0], c)
+        k = k[:, None] if shared else k.reshape(k.shape[0], c)  # a shared kernel is transformed once
         hist = self.past_input.reshape(-1, c) if self.past_input is not None else x.new_zeros((k.shape[0] - 1, c))
-        y, hist = F.causal_fir(x.reshape(n, c), k, hist, self._method())
+        method = self._method()
+        spectra = self._spectrum_cache(x) if method == "fft" else None
+        y, hist = F.causal_fir(x.reshape(n, c), k, hist, method, spectra=spectra)
         self.past_input = hist.reshape(-1, *frame)
         return y.reshape(n, *frame)
+
+    def _spectrum_cache(self, x: Tensor) -> dict[int, Tensor] | None:
+        """Kernel spectra reused across chunks while the kernel is unchanged (never under autograd)."""
+        if torch.is_grad_enabled() and self.kernel.requires_grad:
+            return None
+        tag = (id(self.kernel), self.kernel._version, self.kernel.data_ptr(), x.dtype, x.device)
+        if getattr(self, "_spectra_tag", None) != tag or len(self._spectra) > 8:
+            self._spectra: dict[int, Tensor] = {}
+            self._spectra_tag = tag
+        return self._spectra
 
     def extra_repr(self) -> str:
         method = f", method={self.method!r}" if self.method != "auto" else ""
