@@ -8,6 +8,8 @@ recursive paths, to floating-point tolerance for the FFT paths.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -17,6 +19,8 @@ __all__ = [
     "causal_conv3d",
     "causal_fir",
     "contrast_gain_control",
+    "exp_cascade_blocks",
+    "exp_cascade_matrix",
     "exp_lowpass",
     "fast_fft_len",
     "gaussian_blur",
@@ -24,9 +28,11 @@ __all__ = [
 ]
 
 _FFT_BLOCK_ELEMENTS = 1 << 20
+_FIR_BLOCK_ELEMENTS = 1 << 17  # direct FIR: 512 KiB of float32 input per conv1d call
 _BLUR_BLOCK_ELEMENTS = 1 << 16  # 256 KiB of float32 per block: stays in L2 through the 2r passes
 
 
+@functools.lru_cache(maxsize=256)
 def fast_fft_len(n: int) -> int:
     """Smallest 2-3-5-smooth integer ≥ ``n`` (a fast FFT length)."""
     best = 1 << max(0, (n - 1).bit_length())
@@ -82,7 +88,153 @@ def exp_lowpass(x: Tensor, a: Tensor, y0: Tensor) -> tuple[Tensor, Tensor]:
     return bx, (prev.clone() if len(bx) else y0)
 
 
-def causal_fir(x: Tensor, kernel: Tensor, history: Tensor, method: str = "direct") -> tuple[Tensor, Tensor]:
+#: Frames per block of :func:`exp_cascade_blocks`. Measured (C=256, float32, 1 thread): 16 → 0.74M
+#: frames/s, 32 → 0.97M, 64 → 0.89M for one stage; one matrix product per block whatever the stages.
+LOWPASS_BLOCK = 32
+
+
+def exp_cascade_matrix(a: Tensor, n_stages: int, block: int = LOWPASS_BLOCK, *,
+                       highpass_weight: Tensor | None = None, dtype: torch.dtype | None = None) -> Tensor:
+    """The ``(B+n, B+n)`` matrix that advances ``n`` cascaded :func:`exp_lowpass` stages by one block.
+
+    Multiplying ``[x_block (B rows); y_start (n rows)]`` gives ``[y_block (B rows); y_end (n rows)]``:
+    ``y_start`` and ``y_end`` hold every stage's output just before and at the end of the block,
+    ``y_block`` is the last stage's output, or ``x - w · y`` with ``highpass_weight`` ``w``.
+
+    Built in float64 by running the recursion on unit inputs (so it is differentiable in ``a``
+    and ``w``), then cast to ``dtype`` (default ``a``'s). The ``B × B`` block is lower
+    triangular with exact zeros above the diagonal, so future frames never contribute.
+    """
+    eye = torch.eye(block + n_stages, dtype=torch.float64, device=a.device)
+    a64 = a.to(torch.float64)
+    cur, ends = eye[:block], []
+    for stage in range(n_stages):
+        ys, prev = [], eye[block + stage]
+        for x_t in cur.unbind(0):
+            prev = torch.addcmul(x_t * (1 - a64), a64, prev)
+            ys.append(prev)
+        cur = torch.stack(ys)
+        ends.append(prev)
+    if highpass_weight is not None:
+        cur = eye[:block] - highpass_weight.to(torch.float64) * cur
+    return torch.cat([cur, torch.stack(ends)]).to(dtype or a.dtype)
+
+
+def _block(matrix: Tensor, z: Tensor, b: int) -> Tensor:
+    """``matrix @ z`` for one block ``z = [x_block (b rows); y_start]``, causal for non-finite input too.
+
+    The last row sums every entry of ``z`` with finite weights, so it is finite only if all of
+    ``z`` is. Otherwise each column's rows before its first non-finite frame are recomputed with
+    the non-finite entries zeroed: ``0 · inf = nan`` must not reach earlier frames.
+    """
+    w = torch.mm(matrix, z)
+    if bool(torch.isfinite(w[-1]).all()):
+        return w
+    ok = torch.isfinite(z)
+    clean = torch.mm(matrix, torch.where(ok, z, torch.zeros((), dtype=z.dtype, device=z.device)))
+    bad = (~ok[:b]).cummax(0).values | (~ok[b:]).any(0)
+    return torch.cat([torch.where(bad, w[:b], clean[:b]), w[b:]])
+
+
+def _full_blocks_into(matrix: Tensor, x: Tensor, state: Tensor, out: Tensor) -> Tensor | None:
+    """Whole blocks without autograd: ``x`` ``(k·b, C)`` → ``out[:k·b]``; return the end state.
+
+    ``None`` when the end state is not finite (the caller then redoes the blocks causally).
+    Two operand buffers alternate, so each product leaves the stage states where the next
+    block's operand needs them.
+    """
+    n = state.shape[0]
+    b = matrix.shape[0] - n
+    bufs = [x.new_empty((b + n, x.shape[1])), x.new_empty((b + n, x.shape[1]))]
+    bufs[0][b:].copy_(state)
+    for i, (xb, yb) in enumerate(zip(x.split(b), out[: x.shape[0]].split(b), strict=True)):
+        z, w = bufs[i % 2], bufs[1 - i % 2]
+        z[:b].copy_(xb)
+        torch.mm(matrix, z, out=w)  # fresh, fixed-shape operands: the same bits for every chunking
+        yb.copy_(w[:b])
+    end = bufs[x.shape[0] // b % 2][b:].clone()
+    return end if bool(torch.isfinite(end[-1]).all()) else None
+
+
+def _full_blocks_graph(matrix: Tensor, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+    """Whole blocks with autograd, or causally for non-finite values: ``x`` ``(k·b, C)`` → ``(y, state)``."""
+    b = matrix.shape[0] - state.shape[0]
+    ys = []
+    for xb in x.split(b):
+        w = _block(matrix, torch.cat([xb, state]), b)
+        ys.append(w[:b])
+        state = w[b:]
+    return torch.cat(ys), state
+
+
+def exp_cascade_blocks(x: Tensor, matrix: Tensor, state: Tensor, pending: Tensor,
+                       fill: int) -> tuple[Tensor, Tensor, Tensor, int]:
+    """Cascaded exponential low-pass (or high-pass) in blocks of ``B`` frames aligned to absolute time.
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(T, C)``.
+    matrix : Tensor
+        ``(B+n, B+n)`` from :func:`exp_cascade_matrix`.
+    state : Tensor
+        ``(n, C)``, every stage's output before the current block.
+    pending : Tensor
+        ``(B, C)``: the first ``fill`` input frames of the current block, zeros after them.
+    fill : int
+        Frames of the current block seen so far, ``0 <= fill < B``.
+
+    Returns
+    -------
+    y : Tensor
+        ``(T, C)``.
+    state, pending, fill
+        The state for the next chunk.
+
+    Notes
+    -----
+    Every block is one ``(B+n, B+n) @ (B+n, C)`` matrix product of fixed shape. A chunk that
+    ends inside a block computes it with zeros for the frames still to come and keeps its
+    inputs; the next chunk computes the whole block again. Future frames have exact zero
+    weights, so every output has the same bits whatever the chunking.
+    """
+    b, c = pending.shape
+    graph = torch.is_grad_enabled() and any(t.requires_grad for t in (x, state, pending, matrix))
+    out = None if graph else x.new_empty((x.shape[0], c))  # written in place
+    parts: list[Tensor] = []
+
+    def emit(t0: int, y: Tensor) -> None:
+        if out is None:
+            parts.append(y)
+        else:
+            out[t0 : t0 + y.shape[0]].copy_(y)
+
+    head = min(b - fill, x.shape[0]) if fill else 0
+    if head:  # the block the previous chunk left open
+        pending = torch.cat([pending[:fill], x[:head], x.new_zeros((b - fill - head, c))])
+        w = _block(matrix, torch.cat([pending, state]), b)
+        emit(0, w[fill : fill + head])
+        fill += head
+        if fill == b:
+            state, pending, fill = w[b:], torch.zeros_like(pending), 0
+    full = (x.shape[0] - head) // b * b
+    if full:
+        end = None if out is None else _full_blocks_into(matrix, x[head : head + full], state, out[head:])
+        if end is None:
+            y, end = _full_blocks_graph(matrix, x[head : head + full], state)
+            emit(head, y)
+        state = end
+    if head + full < x.shape[0]:  # a block left open for the next chunk
+        fill = x.shape[0] - head - full
+        pending = torch.cat([x[head + full :], x.new_zeros((b - fill, c))])
+        emit(head + full, _block(matrix, torch.cat([pending, state]), b)[:fill])
+    if out is not None:
+        return out, state, pending, fill
+    return (torch.cat(parts) if len(parts) != 1 else parts[0]) if parts else x[:0].clone(), state, pending, fill
+
+
+def causal_fir(x: Tensor, kernel: Tensor, history: Tensor, method: str = "direct", *,
+               spectra: dict[int, Tensor] | None = None) -> tuple[Tensor, Tensor]:
     """Causal per-channel FIR filter: ``y[t, c] = Σ_k kernel[k, c] · x[t-k, c]``.
 
     Parameters
@@ -90,10 +242,14 @@ def causal_fir(x: Tensor, kernel: Tensor, history: Tensor, method: str = "direct
     x : Tensor
         ``(T, C)``.
     kernel : Tensor
-        ``(K, C)``; ``kernel[0]`` weights the current frame.
+        ``(K, C)``, or ``(K, 1)`` for one kernel shared by every channel; ``kernel[0]``
+        weights the current frame.
     history : Tensor
         ``(K-1, C)``, the last input frames of the previous chunk (zeros at the start).
     method : {"direct", "fft"}
+    spectra : dict, optional
+        FFT only: a cache of the kernel's spectra by FFT length, owned by the caller, who must
+        empty it whenever ``kernel`` changes. Saves one kernel FFT per chunk.
 
     Returns
     -------
@@ -101,34 +257,77 @@ def causal_fir(x: Tensor, kernel: Tensor, history: Tensor, method: str = "direct
         ``(T, C)``.
     history : Tensor
         ``(K-1, C)`` for the next chunk.
+
+    Notes
+    -----
+    Long inputs are filtered in blocks of about :data:`_FIR_BLOCK_ELEMENTS` values (direct) or
+    ``max(4K, _FFT_BLOCK_ELEMENTS / C)`` frames (FFT), so temporaries stay in the cache.
+    Direct convolution rounds alike for every block length of two frames or more, so blocks
+    (and chunks) give the same bits as one call.
     """
     k = kernel.shape[0]
     xin = torch.cat([history, x], 0)  # (T + K - 1, C)
     n = x.shape[0]
     if n == 0:
         return x * kernel[:1], history.clone()
-    if method == "fft":
-        y = _fir_fft(xin, kernel, n)
-    else:
-        # A one-frame output takes a differently rounded path in conv1d; compute two
-        # (one spare zero frame) so every chunk length rounds alike.
-        padded = F.pad(xin, (0, 0, 0, 1)) if n == 1 else xin
-        c = x.shape[1]
-        y = F.conv1d(padded.T.unsqueeze(0), kernel.flip(0).T.unsqueeze(1), groups=c)[0, :, :n].T
+    y = _fir_fft(xin, kernel, n, spectra) if method == "fft" else _fir_direct(xin, kernel, n)
     return y, xin[xin.shape[0] - (k - 1) :].clone()
 
 
-def _fir_fft(xin: Tensor, kernel: Tensor, n: int) -> Tensor:
-    k, c = kernel.shape
-    seg = max(k, min(n, 4096, _FFT_BLOCK_ELEMENTS // max(c, 1)))
+def _fir_direct(xin: Tensor, kernel: Tensor, n: int) -> Tensor:
+    """Depthwise ``conv1d`` of ``xin`` ``(n + K - 1, C)`` → ``(n, C)``, in cache-sized blocks."""
+    k, c = kernel.shape[0], xin.shape[1]
+    weight = kernel.flip(0).T.unsqueeze(1).expand(c, 1, k)  # (C, 1, K)
+    seg = max(2, _FIR_BLOCK_ELEMENTS // max(c, 1))
+    grad = torch.is_grad_enabled() and (xin.requires_grad or kernel.requires_grad)
+    outs, y = [], (None if grad or n <= seg else xin.new_empty((n, c)))
+    for s in range(0, n, seg):
+        e = min(s + seg, n)
+        if 0 < n - e < 2:  # never leave a one-frame block: conv1d rounds those differently
+            e = n
+        block = xin[s : e + k - 1]
+        # A one-frame output takes a differently rounded path in conv1d; compute two
+        # (one spare zero frame) so every block length rounds alike.
+        padded = F.pad(block, (0, 0, 0, 1)) if e - s == 1 else block
+        out = F.conv1d(padded.T.unsqueeze(0), weight, groups=c)[0, :, : e - s].T
+        if y is None:
+            outs.append(out)
+        else:
+            y[s:e] = out
+        if e == n:
+            break
+    if y is not None:
+        return y
+    return torch.cat(outs, 0) if len(outs) != 1 else outs[0]
+
+
+def _fir_fft(xin: Tensor, kernel: Tensor, n: int, spectra: dict[int, Tensor] | None) -> Tensor:
+    """Overlap-save FFT of ``xin`` ``(n + K - 1, C)`` → ``(n, C)``; a ``(K, 1)`` kernel is transformed once.
+
+    Blocks are transposed to channel-major before the transforms: an FFT along contiguous
+    memory is 2-3x faster than one along axis 0 of a ``(T, C)`` block.
+    """
+    k, c = kernel.shape[0], xin.shape[1]
+    seg = max(k, min(n, max(_FFT_BLOCK_ELEMENTS // max(c, 1), 4 * k)))
     nfft = fast_fft_len(seg + k - 1)
-    kf = torch.fft.rfft(kernel, n=nfft, dim=0)
+    kf = spectra.get(nfft) if spectra is not None else None
+    if kf is None:
+        kf = torch.fft.rfft(kernel.T, n=nfft, dim=1)  # (1 or C, nfft // 2 + 1)
+        if spectra is not None:
+            spectra[nfft] = kf
+    y = xin.new_empty((n, c)) if not (torch.is_grad_enabled() and (xin.requires_grad or kf.requires_grad)) else None
     outs = []
     for s in range(0, n, seg):
         e = min(s + seg, n)
-        block = torch.fft.irfft(torch.fft.rfft(xin[s : e + k - 1], n=nfft, dim=0) * kf, n=nfft, dim=0)
-        outs.append(block[k - 1 : k - 1 + e - s])
-    return torch.cat(outs, 0) if outs else xin[:0]
+        block = torch.fft.rfft(xin[s : e + k - 1].T.contiguous(), n=nfft, dim=1)
+        out = torch.fft.irfft(block.mul_(kf) if y is not None else block * kf, n=nfft, dim=1)[:, k - 1 : k - 1 + e - s]
+        if y is None:
+            outs.append(out.T)
+        else:
+            y[s:e] = out.T
+    if y is not None:
+        return y
+    return torch.cat(outs, 0) if len(outs) != 1 else outs[0]
 
 
 def causal_conv3d(

@@ -95,7 +95,7 @@ def test_state_of_the_wrong_shape_is_refused():
     with pytest.raises(ChunkShapeError, match=r"TemporalFIR.past_input has shape \(5, 1\) but this input needs"):
         fir.run(np.ones((8, 1), dtype=np.float32), reset=False)
     lp = LowPass(2.0)
-    lp.set_state({"y_last": torch.zeros(3, 4)})
+    lp.set_state({"y_last": torch.zeros(3, 4), "block_input": None, "block_fill": None})
     with pytest.raises(ChunkShapeError, match=r"LowPass.y_last has shape \(3, 4\) but this input needs \(1, 4\)"):
         lp.run(np.ones((2, 4), dtype=np.float32), reset=False)
 

@@ -14,7 +14,8 @@ from streamreg.models import Retina
 def test_state_is_nested_by_child_name():
     """Own state by name, children's under their attribute names; None while fresh."""
     model = Sequential(LowPass(2.0, n_stages=2), torch.nn.ReLU(), TemporalFIR(torch.ones(3)))
-    assert model.get_state() == {"0": {"y_last": None}, "2": {"past_input": None}}
+    assert model.get_state() == {"0": {"y_last": None, "block_input": None, "block_fill": None},
+                                 "2": {"past_input": None}}
     model.run(np.ones((5, 4), dtype=np.float32))
     state = model.get_state()
     assert state["0"]["y_last"].shape == (2, 4)
@@ -42,7 +43,7 @@ def test_set_state_refuses_unknown_and_missing_keys():
     with pytest.raises(KeyError, match=r"missing keys \['opl'\]"):
         r.set_state(state)
     with pytest.raises(TypeError, match=r"state\['y_last'\] must be a tensor or None; got list"):
-        LowPass(1.0).set_state({"y_last": [1.0]})
+        LowPass(1.0).set_state({"y_last": [1.0], "block_input": None, "block_fill": None})
 
 
 def test_custom_layer_gets_state_machinery():

@@ -29,7 +29,7 @@ FIR_FFT_MIN_TAPS = 512
 
 
 def _as_tensor(value: Any, name: str, dtype: torch.dtype | None, device: Any) -> Tensor:
-    """``value`` (a number, array or tensor of real numbers) as a tensor of ``dtype``."""
+    """``value`` (a number, array or tensor of real numbers) as a new tensor of ``dtype``."""
     if isinstance(value, Tensor):
         ok = not value.is_complex() and value.dtype != torch.bool
         t = value.detach()
@@ -40,7 +40,7 @@ def _as_tensor(value: Any, name: str, dtype: torch.dtype | None, device: Any) ->
     if not ok:
         msg = f"{name} must be a real number or an array of real numbers; got {value!r}."
         raise TypeError(msg)
-    return t.to(dtype=dtype or torch.get_default_dtype(), device=device)
+    return t.to(dtype=dtype or torch.get_default_dtype(), device=device, copy=True)  # never alias the caller's array
 
 
 class LowPass(Layer):
@@ -62,9 +62,17 @@ class LowPass(Layer):
     Notes
     -----
     Shape: ``(T, *frame)`` → ``(T, *frame)``, any frame.
-    State: ``y_last``, ``(n_stages, *frame)``, the last output of every stage.
+    Algorithm: with one ``tau``, blocks of :data:`~streamreg.functional.LOWPASS_BLOCK` frames
+    aligned to absolute time, one fixed-shape matrix product per block for all stages
+    (:func:`~streamreg.functional.exp_cascade_blocks`); with one ``tau`` per channel, one fused
+    ``addcmul`` per frame and stage.
+    State: ``y_last``, ``(n_stages, *frame)``, every stage's output before the current block
+    (per-channel ``tau``: the last output); ``block_input``, ``(B, *frame)``, the inputs of the
+    block left open by the last chunk, zero-padded, and ``block_fill``, how many they are
+    (``None`` with per-channel ``tau``).
     History: unbounded (``None``).
-    Chunking: bitwise exact for every ``dt``.
+    Chunking: bitwise exact for every ``dt``. A non-finite input makes the outputs from its
+    frame on non-finite and leaves earlier outputs unchanged.
 
     Examples
     --------
@@ -86,12 +94,34 @@ class LowPass(Layer):
         else:
             self.register_buffer("tau", tau_t)
         self.register_state("y_last")
+        self.register_state("block_input")
+        self.register_state("block_fill")
+        self._matrix_cache: tuple[tuple[Any, ...], Tensor] | None = None
 
     @property
     def own_history(self) -> int | None:
         return None
 
-    def _lowpass(self, x: Tensor) -> Tensor:
+    def _highpass_weight(self) -> Tensor | None:
+        return None
+
+    def _block_matrix(self, dtype: torch.dtype) -> Tensor:
+        """The block matrix for the current ``tau`` (and weight); cached while they are unchanged."""
+        weight = self._highpass_weight()
+        params = [self.tau] if weight is None else [self.tau, weight]
+        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+            return self._build_matrix(dtype, weight)
+        tag = (dtype, self.tau.device, *((id(p), p._version, p.data_ptr()) for p in params))
+        if self._matrix_cache is None or self._matrix_cache[0] != tag:
+            with torch.no_grad():
+                self._matrix_cache = (tag, self._build_matrix(dtype, weight))
+        return self._matrix_cache[1]
+
+    def _build_matrix(self, dtype: torch.dtype, weight: Tensor | None) -> Tensor:
+        a = torch.exp(-1.0 / self.tau.reshape(()).to(dtype))  # the same decay as the per-frame path
+        return F.exp_cascade_matrix(a, self.n_stages, F.LOWPASS_BLOCK, highpass_weight=weight, dtype=dtype)
+
+    def _check(self, x: Tensor) -> tuple[int, ...]:
         check_time_series(x, "input")
         frame = tuple(x.shape[1:])
         if torch.broadcast_shapes(frame, tuple(self.tau.shape)) != frame:
@@ -100,7 +130,15 @@ class LowPass(Layer):
                 "give one time constant, or an array broadcastable to the frame."
             )
             raise ChunkShapeError(msg)
-        check_state_shape(self.y_last, (self.n_stages, *frame), type(self).__name__, "y_last")
+        name = type(self).__name__
+        check_state_shape(self.y_last, (self.n_stages, *frame), name, "y_last")
+        check_state_shape(self.block_input, (F.LOWPASS_BLOCK, *frame), name, "block_input")
+        check_state_shape(self.block_fill, (), name, "block_fill")
+        return frame
+
+    def _lowpass(self, x: Tensor) -> Tensor:
+        """The per-frame cascade (one ``tau`` per channel)."""
+        frame = self._check(x)
         a = torch.exp(-1.0 / self.tau.to(x.dtype))
         state = self.y_last if self.y_last is not None else x.new_zeros((self.n_stages, *frame))
         last = []
@@ -110,9 +148,24 @@ class LowPass(Layer):
         self.y_last = torch.stack(last)
         return x
 
+    def _blocks(self, x: Tensor) -> Tensor:
+        """The block cascade (one ``tau``): low-pass, or high-pass when a weight is set."""
+        frame = self._check(x)
+        c = math.prod(frame)
+        n, b = x.shape[0], F.LOWPASS_BLOCK
+        state = self.y_last.reshape(self.n_stages, c) if self.y_last is not None else x.new_zeros((self.n_stages, c))
+        pending = self.block_input.reshape(b, c) if self.block_input is not None else x.new_zeros((b, c))
+        fill = int(self.block_fill) if self.block_fill is not None else 0
+        y, state, pending, fill = F.exp_cascade_blocks(x.reshape(n, c), self._block_matrix(x.dtype), state,
+                                                       pending, fill)
+        self.y_last = state.reshape(self.n_stages, *frame)
+        self.block_input = pending.reshape(b, *frame)
+        self.block_fill = torch.tensor(fill, device=x.device)
+        return y.reshape(n, *frame)
+
     def forward(self, x: Tensor) -> Tensor:
         """Filter ``x`` of shape ``(T, *frame)``."""
-        return self._lowpass(x)
+        return self._blocks(x) if self.tau.numel() == 1 else self._lowpass(x)
 
     def extra_repr(self) -> str:
         tau = self.tau.item() if self.tau.numel() == 1 else f"tensor of shape {tuple(self.tau.shape)}"
@@ -130,7 +183,9 @@ class HighPass(LowPass):
     Notes
     -----
     Shape: ``(T, *frame)`` → ``(T, *frame)``.
-    State: ``y_last`` of the inner low-pass, ``(n_stages, *frame)``.
+    Algorithm: as :class:`LowPass`; with one ``tau`` the subtraction is folded into the
+    block matrix, so the high-pass costs one matrix product per block too.
+    State: that of the inner low-pass (``y_last``, ``block_input``, ``block_fill``).
     History: unbounded (``None``).
     Chunking: bitwise exact for every ``dt``.
     """
@@ -140,9 +195,12 @@ class HighPass(LowPass):
         super().__init__(tau, n_stages, learn_tau=learn_tau, device=device, dtype=dtype)
         self.weight = nn.Parameter(torch.tensor(check_real(weight, "weight"), dtype=dtype, device=device))
 
+    def _highpass_weight(self) -> Tensor | None:
+        return self.weight
+
     def forward(self, x: Tensor) -> Tensor:
         """Filter ``x`` of shape ``(T, *frame)``."""
-        return x - self.weight * self._lowpass(x)
+        return self._blocks(x) if self.tau.numel() == 1 else x - self.weight * self._lowpass(x)
 
     def extra_repr(self) -> str:
         weight = f", weight={self.weight.item():g}" if self.weight.item() != 1.0 else ""
@@ -202,11 +260,23 @@ class TemporalFIR(Layer):
         check_state_shape(self.past_input, (self.kernel.shape[0] - 1, *frame), "TemporalFIR", "past_input")
         c = math.prod(frame)
         k = self.kernel.to(x.dtype)
-        k = k[:, None].expand(-1, c) if shared else k.reshape(k.shape[0], c)
+        k = k[:, None] if shared else k.reshape(k.shape[0], c)  # a shared kernel is transformed once
         hist = self.past_input.reshape(-1, c) if self.past_input is not None else x.new_zeros((k.shape[0] - 1, c))
-        y, hist = F.causal_fir(x.reshape(n, c), k, hist, self._method())
+        method = self._method()
+        spectra = self._spectrum_cache(x) if method == "fft" else None
+        y, hist = F.causal_fir(x.reshape(n, c), k, hist, method, spectra=spectra)
         self.past_input = hist.reshape(-1, *frame)
         return y.reshape(n, *frame)
+
+    def _spectrum_cache(self, x: Tensor) -> dict[int, Tensor] | None:
+        """Kernel spectra reused across chunks while the kernel is unchanged (never under autograd)."""
+        if torch.is_grad_enabled() and self.kernel.requires_grad:
+            return None
+        tag = (id(self.kernel), self.kernel._version, self.kernel.data_ptr(), x.dtype, x.device)
+        if getattr(self, "_spectra_tag", None) != tag or len(self._spectra) > 8:
+            self._spectra: dict[int, Tensor] = {}
+            self._spectra_tag = tag
+        return self._spectra
 
     def extra_repr(self) -> str:
         method = f", method={self.method!r}" if self.method != "auto" else ""

@@ -104,3 +104,61 @@ def test_fir_refuses_bad_kernel():
         TemporalFIR(np.array(2.0))
     with pytest.raises(ValueError, match=r"method must be one of \['auto', 'direct', 'fft'\]; got 'fast'"):
         TemporalFIR(np.ones(3), method="fast")
+
+
+def test_fir_direct_blocks_long_inputs_with_the_same_bits():
+    """A one-shot input longer than the internal block (and one frame past it) equals its chunked run bitwise."""
+    from streamreg.functional import _FIR_BLOCK_ELEMENTS
+
+    block = _FIR_BLOCK_ELEMENTS // 256
+    x = torch.randn(2 * block + 1, 16, 16, generator=torch.Generator().manual_seed(8))
+    fir = TemporalFIR(torch.randn(20, generator=torch.Generator().manual_seed(9)), method="direct")
+    one_shot = fir.run(x)
+    for dt in (19, block, block + 1, 1000):
+        np.testing.assert_array_equal(fir.run(x, dt=dt), one_shot)
+    k = fir.kernel.detach().double().numpy()
+    np.testing.assert_allclose(one_shot, lfilter(k, [1.0], x.double().numpy(), axis=0), rtol=0, atol=1e-5)
+
+
+def test_fir_autograd_forward_has_the_same_bits_as_no_grad():
+    """The blocked direct path gives the same bits with and without autograd."""
+    from streamreg.functional import _FIR_BLOCK_ELEMENTS
+
+    x = torch.randn(_FIR_BLOCK_ELEMENTS // 4 + 3, 4, generator=torch.Generator().manual_seed(10))
+    fir = TemporalFIR(torch.randn(12, 4, generator=torch.Generator().manual_seed(11)))
+    with torch.no_grad():
+        expected = fir(x)
+    fir.reset_state()
+    y = fir(x)
+    assert y.requires_grad
+    torch.testing.assert_close(y, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_fir_fft_long_input_matches_lfilter_and_follows_kernel_changes(shared):
+    """Several overlap-save blocks match scipy; changing the kernel in place empties the spectrum cache."""
+    rng = np.random.default_rng(12)
+    k = rng.normal(size=(600,) if shared else (600, 3))
+    x = rng.normal(size=(9000, 3))
+    fir = TemporalFIR(k, method="fft", dtype=torch.float64)
+
+    def reference(kernel):
+        kk = np.broadcast_to(kernel.reshape(600, -1), (600, 3))
+        return np.stack([lfilter(kk[:, c], [1.0], x[:, c]) for c in range(3)], 1)
+
+    for dt in (None, 700):
+        np.testing.assert_allclose(fir.run(x, dt=dt), reference(k), rtol=0, atol=1e-9)
+    with torch.no_grad():
+        fir.kernel.mul_(2.0)
+    np.testing.assert_allclose(fir.run(x, dt=700), reference(2 * k), rtol=0, atol=2e-9)
+
+
+def test_parameters_do_not_share_memory_with_the_callers_arrays():
+    """An in-place update of kernel or tau (an optimizer step, say) leaves the caller's array alone."""
+    kernel, tau = np.ones(4), np.array([2.0, 3.0])
+    fir, lp = TemporalFIR(kernel, dtype=torch.float64), LowPass(tau, learn_tau=True, dtype=torch.float64)
+    with torch.no_grad():
+        fir.kernel.mul_(5.0)
+        lp.tau.add_(1.0)
+    np.testing.assert_array_equal(kernel, np.ones(4))
+    np.testing.assert_array_equal(tau, [2.0, 3.0])
