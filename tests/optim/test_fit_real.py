@@ -14,6 +14,8 @@ from streamreg import Layer, Sequential
 from streamreg.filters import Conv3d, LowPass, TemporalFIR
 from streamreg.metrics import correlation, explained_variance
 
+RNG = np.random.default_rng(0)
+
 
 def _fir(seed=0):
     torch.manual_seed(seed)
@@ -50,7 +52,7 @@ def _sgd_grad(layer, *args, **kw):
 def test_non_finite_loss_names_step_and_chunk_and_restores_parameters():
     """A NaN target frame stops the fit at its chunk; the parameters stay as before that step (L-BFGS too)."""
     layer = _fir()
-    x, t = np.random.rand(30, 2), np.random.rand(30, 2)
+    x, t = RNG.random((30, 2,)), RNG.random((30, 2,))
     t[17, 1] = np.nan
     layer.set_optimizer.LBFGS(lr=1, max_iter=4)
     before = [p.detach().clone() for p in layer.parameters()]
@@ -62,7 +64,7 @@ def test_non_finite_loss_names_step_and_chunk_and_restores_parameters():
 
 def test_check_finite_names_first_bad_input_frame():
     layer = _fir()
-    x, t = np.random.rand(30, 2), np.random.rand(30, 2)
+    x, t = RNG.random((30, 2,)), RNG.random((30, 2,))
     x[23, 0] = np.inf
     layer.set_optimizer.SGD(lr=0.1)
     with pytest.raises(ValueError, match="input frame 23 of recording 0 is not finite"):
@@ -72,7 +74,7 @@ def test_check_finite_names_first_bad_input_frame():
 @pytest.mark.parametrize("dt", [None, 4, 7])
 def test_mask_nan_and_explicit_masks_match_masked_one_shot_loss(dt):
     layer = _fir()
-    x, t = np.random.rand(30, 2), np.random.rand(30, 2)
+    x, t = RNG.random((30, 2,)), RNG.random((30, 2,))
     t[[3, 11, 12], 0] = np.nan
     ref_loss, ref = _reference(layer, [x], [t])
     log, got = _sgd_grad(layer, x, t, dt, mask="nan")
@@ -91,7 +93,7 @@ def test_stale_or_foreign_optimizer_is_refused_by_name():
     fir = TemporalFIR(torch.randn(4))
     opt = torch.optim.SGD([fir.kernel], lr=0.1)
     fir.kernel = torch.nn.Parameter(torch.randn(6))  # replaced, as set_weight with a new shape does
-    x = np.random.rand(20).astype(np.float32)
+    x = RNG.random((20,)).astype(np.float32)
     with pytest.raises(ValueError, match="not this TemporalFIR's"):
         fir.optimize(x, x, optimizer=opt)
     with pytest.raises(ValueError, match="not this TemporalFIR's"):
@@ -125,7 +127,7 @@ def test_stateful_layer_without_own_history_is_unbounded():
 
 def test_non_scalar_loss_fn_is_named():
     layer = _fir()
-    x = np.random.rand(10, 2)
+    x = RNG.random((10, 2,))
     layer.set_optimizer.SGD(lr=0.1)
     with pytest.raises(ValueError, match="loss_fn must return a scalar"):
         layer.optimize(x, x, loss_fn=lambda y, t: (y - t) ** 2)
@@ -144,8 +146,8 @@ def test_many_recordings_and_trials_give_the_one_shot_gradient(tmp_path):
     """Lists of recordings of different lengths (array, dataset, string) equal a reset-between one-shot reference."""
     layer = _fir()
     lengths = (13, 30, 7)
-    xs = [np.random.rand(n, 2) for n in lengths]
-    ts = [np.random.rand(n, 2) for n in lengths]
+    xs = [RNG.random((n, 2,)) for n in lengths]
+    ts = [RNG.random((n, 2,)) for n in lengths]
     path = tmp_path / "r.h5"
     with h5py.File(path, "w") as f:
         f["x1"], f["t1"] = xs[1], ts[1]
@@ -155,7 +157,7 @@ def test_many_recordings_and_trials_give_the_one_shot_gradient(tmp_path):
     assert log.loss[0] == pytest.approx(ref_loss, rel=1e-10)
     for g, r in zip(got, ref, strict=True):
         torch.testing.assert_close(g, r)
-    block_x, block_t = np.random.rand(3, 9, 2), np.random.rand(3, 9, 2)
+    block_x, block_t = RNG.random((3, 9, 2,)), RNG.random((3, 9, 2,))
     ref_loss, ref = _reference(layer, list(block_x), list(block_t))
     log, got = _sgd_grad(layer, block_x, block_t, 4, trials=True)
     for g, r in zip(got, ref, strict=True):
@@ -165,8 +167,8 @@ def test_many_recordings_and_trials_give_the_one_shot_gradient(tmp_path):
 def test_segments_tiling_the_recordings_sum_to_the_full_gradient():
     """With B=1, the frame-weighted sum of one epoch's segment gradients is the exact full gradient."""
     layer = _fir()
-    xs = [np.random.rand(n, 2) for n in (23, 17)]
-    ts = [np.random.rand(n, 2) for n in (23, 17)]
+    xs = [RNG.random((n, 2,)) for n in (23, 17)]
+    ts = [RNG.random((n, 2,)) for n in (23, 17)]
     _, ref = _reference(layer, xs, ts)
     total = [torch.zeros_like(p) for p in layer.parameters()]
     seen = []
@@ -204,8 +206,8 @@ def test_segments_tiling_the_recordings_sum_to_the_full_gradient():
 
 
 def test_stochastic_fit_is_reproducible_and_refuses_unbounded_history():
-    xs = [np.random.rand(n, 2) for n in (50, 31)]
-    ts = [np.random.rand(n, 2) for n in (50, 31)]
+    xs = [RNG.random((n, 2,)) for n in (50, 31)]
+    ts = [RNG.random((n, 2,)) for n in (50, 31)]
     weights = []
     for _ in range(2):
         layer = _fir()
@@ -230,8 +232,8 @@ def test_validation_split_and_early_stopping_restore_best():
     train, held = split([100, 40, 20], 0.3, "recording")
     assert train == [(0, 0, 100), (1, 0, 40)] and held == [(2, 0, 20)]
     layer = _fir()
-    xs = [np.random.rand(60, 2) for _ in range(2)]
-    ts = [np.random.rand(60, 2) for _ in range(2)]
+    xs = [RNG.random((60, 2,)) for _ in range(2)]
+    ts = [RNG.random((60, 2,)) for _ in range(2)]
     layer.set_optimizer.SGD(lr=5.0)  # too large: the validation loss rises after the first steps
     log = layer.optimize(xs, ts, 16, n_steps=8, validation=0.25, patience=2)
     best = int(np.argmin(log.validation_loss))
