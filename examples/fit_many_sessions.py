@@ -30,6 +30,7 @@ model = LN((5, 3, 3), "softplus")
 model.set_optimizer.Adam(lr=0.05)
 log = model.optimize(inputs, targets, 500, segment=200, batch_segments=4, epochs=15, seed=0,
                      validation=0.2, patience=3)
+best_r = log.validation_correlation[:, -1].max()
 print(f"steps {len(log.loss)}, best after step {log.best_step}, "
-      f"validation loss {log.validation_loss.min():.4f}, pooled correlation {log.validation_correlation[:, -1].max():.3f}")
+      f"validation loss {log.validation_loss.min():.4f}, pooled correlation {best_r:.3f}")
 log.plot().savefig(sys.argv[1] if len(sys.argv) > 1 else "fit_log.png")
