@@ -30,7 +30,9 @@ def _make(path: Path, frames: int) -> LN:
     rng = np.random.default_rng(0)
     with h5py.File(path, "w") as f:
         x = f.create_dataset("x", (frames, 8, 8), "f4", chunks=(4096, 8, 8))
-        y = f.create_dataset("y", (frames, 4, 4), "f4", chunks=(4096, 4, 4))
+        frame = tuple(truth(torch.zeros(1, 8, 8)).shape[1:])
+        truth.reset_state()
+        y = f.create_dataset("y", (frames, *frame), "f4", chunks=(4096, *frame))
         for t0 in range(0, frames, 100_000):
             n = min(100_000, frames - t0)
             start = max(0, t0 - 9)

@@ -365,7 +365,7 @@ class Layer(nn.Module):
             Gets ``optimize/loss``, ``optimize/learning_rate`` (and ``optimize/validation_loss``)
             at every step, then ``step()``.
         check_finite : bool, default False
-            Check every input chunk; a ``ValueError`` names the first non-finite input frame.
+            Check every input chunk; a ``FloatingPointError`` names the first non-finite input frame.
         mask : None, "nan", or boolean mask(s), optional
             Target elements to leave out of the loss: ``"nan"`` leaves out NaN target elements;
             or one boolean recording per target, ``(T,)`` (frames) or of the target's shape.

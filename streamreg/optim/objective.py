@@ -138,7 +138,7 @@ class SpanObjective:
                     f"input frame {chunk.t0 + int(bad[0])} of recording {chunk.recording} is not finite "
                     "(check_finite=True; the first non-finite input frame)."
                 )
-                raise ValueError(msg)
+                raise FloatingPointError(msg)
         if not chunk.loss:
             return x, None
         return x, to_tensor(self.data.targets[chunk.recording].read(chunk.t0, chunk.t1), self.dtype, self.device)

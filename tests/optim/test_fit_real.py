@@ -67,7 +67,7 @@ def test_check_finite_names_first_bad_input_frame():
     x, t = RNG.random((30, 2,)), RNG.random((30, 2,))
     x[23, 0] = np.inf
     layer.set_optimizer.SGD(lr=0.1)
-    with pytest.raises(ValueError, match="input frame 23 of recording 0 is not finite"):
+    with pytest.raises(FloatingPointError, match="input frame 23 of recording 0 is not finite"):
         layer.optimize(x, t, 7, check_finite=True)
 
 
