@@ -76,12 +76,12 @@ def main() -> None:
         t_full, c_full = _fit(full, truth, args.goal, lambda m: m.optimize(x, y, 50_000, n_steps=1), 10)
 
         seg = copy.deepcopy(init)
-        seg.set_optimizer.Adam(lr=0.05)
+        seg.set_optimizer.Adam(lr=0.2)
         seeds = iter(range(1000))
 
         def seg_round(m: LN) -> None:
             # one epoch per round: every segment once; the round checks the goal between epochs
-            m.optimize(x, y, 16_000, segment=2000, batch_segments=8, epochs=1, seed=next(seeds))
+            m.optimize(x, y, 16_000, segment=1000, batch_segments=8, epochs=1, seed=next(seeds))
 
         t_seg, c_seg = _fit(seg, truth, args.goal, seg_round, 20)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
