@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -90,11 +91,45 @@ class Layer(nn.Module):
         device = module_device(self)
         _apply_state(self, state, "state", device)
 
+    @contextlib.contextmanager
+    def fresh(self) -> Iterator[Layer]:
+        """Context manager: reset the streaming state on entry and on exit.
+
+        ``layer(x)`` continues from the state the previous call left, so a
+        hand-written training loop that calls the layer on unrelated pieces
+        should wrap each piece::
+
+            for x, y in pieces:
+                with layer.fresh():
+                    loss = loss_fn(layer(x), y)
+
+        Examples
+        --------
+        >>> import torch
+        >>> from streamreg.filters import TemporalFIR
+        >>> fir = TemporalFIR([1.0, 1.0])
+        >>> with fir.fresh():
+        ...     y = fir(torch.ones(3))
+        >>> fir.get_state()
+        {'past_input': None}
+        """
+        self.reset_state()
+        try:
+            yield self
+        finally:
+            self.reset_state()
+
     # -- history -----------------------------------------------------------
     @property
     def own_history(self) -> int | None:
-        """Frames of past input this layer alone needs (``None``: unbounded)."""
-        return 0
+        """Frames of past input this layer alone needs (``None``: unbounded).
+
+        Default: 0 for a layer without streaming state of its own, ``None``
+        (unbounded) for one that registers state and does not override this,
+        so ``run(start=...)`` and segment fitting refuse it instead of silently
+        returning frames computed from a too-short history.
+        """
+        return None if self._state_names else 0
 
     @property
     def history(self) -> int | None:
@@ -277,53 +312,106 @@ class Layer(nn.Module):
         *,
         loss_fn: Any = None,
         optimizer: torch.optim.Optimizer | None = None,
-        n_steps: int = 1,
+        n_steps: int | None = None,
         learning_rates: Any = None,
         progress: bool | None = None,
         reduction: str = "mean",
         truncate: bool = False,
         device: str | torch.device | None = None,
         recorder: Any = None,
+        check_finite: bool = False,
+        mask: Any = None,
+        trials: bool = False,
+        segment: int | None = None,
+        batch_segments: int = 1,
+        epochs: int | None = None,
+        seed: int | None = None,
+        warmup: int | None = None,
+        validation: Any = None,
+        validation_split: str = "time",
+        validate_every: int | None = None,
+        patience: int | None = None,
     ) -> Any:
         """Fit the layer's parameters so that its output on ``input`` matches ``target``.
 
         Parameters
         ----------
-        input, target : array, tensor, h5py.Dataset, "file.h5:/dataset" or seekable Stream
-            Time-first recordings of equal length: ``(T, *frame_in)`` and ``(T, *frame_out)``,
-            read through the same readers as :meth:`run` (a stream from its current position).
+        input, target : recording or list of recordings
+            Each an array, tensor, h5py.Dataset, ``"file.h5:/dataset"`` or seekable Stream,
+            time-first: ``(T, *frame_in)`` and ``(T, *frame_out)`` with equal ``T`` per pair
+            (recordings may differ in length). Read through the same readers as :meth:`run`
+            (a stream from its current position). The state is reset before each recording.
         dt : int, optional
-            Chunk length in frames; ``None`` fits on the whole recording at once.
+            Chunk length in frames; ``None`` puts each recording (or segment) in one chunk.
         loss_fn : callable, default ``torch.nn.functional.mse_loss``
-            ``loss_fn(output, target)`` evaluated per chunk.
-        reduction : {"mean", "sum"}, default "mean"
-            How chunk losses combine into the loss of the recording: ``"mean"`` weights
-            each chunk by its share of frames, ``Σ n_k/T · loss_fn(y_k, t_k)``, which equals
-            the one-shot loss for any loss that averages over frames (the default MSE);
-            ``"sum"`` adds them, for losses that sum over frames.
+            ``loss_fn(output, target)`` evaluated per chunk; must return a scalar.
         optimizer : torch.optim.Optimizer, optional
-            Default: ``layer.optimizer`` from :attr:`set_optimizer`.
-        n_steps : int, default 1
-            Optimizer steps. Every step evaluates the whole chunked objective through a
-            closure, so L-BFGS and other multi-evaluation optimizers follow the one-shot
-            trajectory.
+            Default: ``layer.optimizer`` from :attr:`set_optimizer`. It must hold only this
+            layer's parameters and every trainable one (``ValueError`` names the others).
+        n_steps : int, optional
+            Full-pass optimizer steps (default 1), each over all training data through a
+            closure, so L-BFGS follows the one-shot trajectory. Not with ``segment``.
         learning_rates : number or list of (iteration, lr, ...) tuples, optional
             A schedule (:func:`streamreg.optim.format_and_check_learning_rates`) applied
             before each step: one rate for every parameter group, or one column per group.
         progress : bool, optional
-            A tqdm bar over steps (default: on for several steps when stderr is a terminal).
+            A tqdm bar counting steps, with the loss (default: on for several steps when
+            stderr is a terminal).
+        reduction : {"mean", "sum"}, default "mean"
+            ``"mean"``: the frame-weighted mean ``Σ n_k/N · loss_fn(y_k, t_k)`` over all chunks of
+            all recordings, equal to the one-shot loss of a loss that averages over frames, for
+            every ``dt``. ``"sum"`` adds chunk losses: ``dt``-independent only for a loss that
+            sums over frames (with a per-chunk mean such as the default, it changes with ``dt``).
         truncate : bool, default False
             Cut the gradient at chunk boundaries (truncated back-propagation): one pass
             instead of two, but a biased gradient. Never the default.
         device : str or torch.device, optional
             Move the layer there (it stays) and compute every chunk there.
         recorder : streamreg.experiment.Recorder, optional
-            Gets ``optimize/loss`` and ``optimize/learning_rate`` at every step, then ``step()``.
+            Gets ``optimize/loss``, ``optimize/learning_rate`` (and ``optimize/validation_loss``)
+            at every step, then ``step()``.
+        check_finite : bool, default False
+            Check every input chunk; a ``FloatingPointError`` names the first non-finite input frame.
+        mask : None, "nan", or boolean mask(s), optional
+            Target elements to leave out of the loss: ``"nan"`` leaves out NaN target elements;
+            or one boolean recording per target, ``(T,)`` (frames) or of the target's shape.
+            The loss is then weighted by the kept elements, so ``dt`` cannot change it.
+        trials : bool, default False
+            Each input and target is one ``(n_trials, T, *frame)`` array or dataset of trials.
+        segment : int, optional
+            Stochastic fitting: each step draws ``batch_segments`` random segments of this many
+            frames (without replacement within an epoch, over all recordings), each warmed up
+            by ``history`` frames without loss, so its gradient is exact for that segment.
+        batch_segments : int, default 1
+            Segments per step.
+        epochs : int, optional
+            Passes over all segments (default 1); only with ``segment``.
+        seed : int, optional
+            Seed of the segment order: equal seeds give equal fits.
+        warmup : int, optional
+            Warm-up frames for a layer of unbounded history (needed with ``segment``); the
+            segment gradient is then biased by the state those frames miss.
+        validation : float or (inputs, targets), optional
+            Held-out data, evaluated exactly: a fraction (see ``validation_split``) or separate
+            recordings.
+        validation_split : {"time", "recording"}, default "time"
+            ``"time"``: the last fraction of every recording; ``"recording"``: the last recordings.
+        validate_every : int, optional
+            Steps between validations (default: every step, or every epoch with ``segment``).
+        patience : int, optional
+            Early stopping: stop after this many validations without a better loss, and
+            restore the parameters of the best one.
 
         Returns
         -------
         streamreg.optim.OptimizeLog
-            Loss, wall time and learning rate per step.
+            Loss, wall time and learning rate per step; validation loss and metrics; ``plot()``.
+
+        Raises
+        ------
+        FloatingPointError
+            A non-finite loss or gradient, naming the step and the chunk; the parameters
+            and the optimizer are left as they were before that step.
 
         Notes
         -----
@@ -337,7 +425,10 @@ class Layer(nn.Module):
 
         return optimize(self, input, target, dt, loss_fn=loss_fn, optimizer=optimizer, n_steps=n_steps,
                         learning_rates=learning_rates, progress=progress, reduction=reduction, truncate=truncate,
-                        device=device, recorder=recorder)
+                        device=device, recorder=recorder, check_finite=check_finite, mask=mask, trials=trials,
+                        segment=segment, batch_segments=batch_segments, epochs=epochs, seed=seed, warmup=warmup,
+                        validation=validation, validation_split=validation_split, validate_every=validate_every,
+                        patience=patience)
 
 
 #: Plain torch modules whose per-frame result does not depend on the chunk length.

@@ -1,136 +1,115 @@
-"""``Layer.optimize``: fit a layer to a recording, chunk by chunk, with the one-shot gradient.
+"""``Layer.optimize``: fit a layer to recordings, chunk by chunk, with the exact gradient.
 
-Each objective evaluation makes two passes over the recording. The forward
-pass runs without autograd and keeps only the streaming state at every chunk
-boundary. The reverse pass visits the chunks from last to first: it restores
-the chunk's starting state as leaf tensors, recomputes the chunk with
-autograd, and back-propagates the chunk's loss plus the gradient that the
-later chunks sent back into the state it left behind. Parameter gradients
-accumulate to exactly the one-shot gradient (to floating-point rounding),
-with memory for one chunk's graph plus one state per chunk boundary.
+A full-pass fit evaluates the exact chunked objective of every training recording at
+every step (:mod:`streamreg.optim.objective`); ``segment=`` instead draws random
+mini-batches of segments, each warmed up by the layer's ``history``
+(:mod:`streamreg.optim.segments`). Validation data is evaluated exactly
+(:mod:`streamreg.optim.validation`).
 """
 
 from __future__ import annotations
 
-import sys
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-from tqdm.auto import tqdm
 
 from streamreg._hdf5 import H5Files
-from streamreg._modules import module_device
-from streamreg._validation import check_choice, check_device, check_dt, check_positive_int
+from streamreg._validation import (
+    check_bool,
+    check_choice,
+    check_device,
+    check_dt,
+    check_nonnegative_int,
+    check_positive_int,
+)
 from streamreg.exceptions import ChunkShapeError
 from streamreg.layer import Layer
-from streamreg.optim._state_bank import StateBank, leaf, read_slots, snapshot, state_slots, write_slots
-from streamreg.optim.recording import Recording, open_recording, to_tensor
+from streamreg.optim.checks import check_optimizer_params
+from streamreg.optim.log import OptimizeLog
+from streamreg.optim.loop import FitLoop, LoopOptions
+from streamreg.optim.objective import FitData, LossFn, Span, SpanObjective
+from streamreg.optim.recording import open_recordings
 from streamreg.optim.schedules import format_and_check_learning_rates
+from streamreg.optim.segments import SegmentSampler, segment_spans, tile
+from streamreg.optim.validation import Validator, check_fraction, split
 
 __all__ = ["OptimizeLog", "optimize"]
 
-LossFn = Callable[[Tensor, Tensor], Tensor]
 
-
-@dataclass
-class OptimizeLog:
-    """What :func:`optimize` returns: one entry per optimizer step.
-
-    Attributes
-    ----------
-    loss : numpy.ndarray
-        ``(n_steps,)``, the loss of the whole recording at the start of each step.
-    time : numpy.ndarray
-        ``(n_steps,)``, wall time of each step in seconds.
-    learning_rate : numpy.ndarray
-        ``(n_steps,)``, the learning rate of the first parameter group during each step.
-    """
-
-    loss: np.ndarray
-    time: np.ndarray
-    learning_rate: np.ndarray
-
-
-class _ChunkedObjective:
-    """The loss of the whole recording and its exact gradient, evaluated chunk by chunk."""
-
-    def __init__(self, layer: Layer, source: Recording, target: Recording, dt: int, loss_fn: LossFn,
-                 reduction: str, truncate: bool) -> None:
-        self.layer, self.source, self.target = layer, source, target
-        self.loss_fn, self.truncate = loss_fn, truncate
-        n = source.n_frames
-        self.bounds = [(t0, min(t0 + dt, n)) for t0 in range(0, n, dt)]
-        self.weights = [(t1 - t0) / n if reduction == "mean" else 1.0 for t0, t1 in self.bounds]
-        self.slots = state_slots(layer)
-        self.dtype = layer.compute_dtype(source.dtype)
-        self.device = module_device(layer)
-
-    def _chunk(self, k: int) -> tuple[Tensor, Tensor]:
-        t0, t1 = self.bounds[k]
-        x = to_tensor(self.source.read(t0, t1), self.dtype, self.device)
-        return x, to_tensor(self.target.read(t0, t1), self.dtype, self.device)
-
-    def _loss(self, k: int, x: Tensor, target: Tensor) -> Tensor:
-        y = self.layer(x)
-        if y.shape != target.shape:
-            t0, t1 = self.bounds[k]
+def _open_data(input: Any, target: Any, mask: Any, files: H5Files, trials: bool) -> FitData:  # noqa: A002
+    sources = open_recordings(input, files, "input", trials=trials)
+    targets = open_recordings(target, files, "target", trials=trials)
+    if len(sources) != len(targets):
+        msg = f"target must hold as many recordings as input; got {len(targets)} and {len(sources)}."
+        raise ValueError(msg)
+    masks = mask if mask is None or isinstance(mask, str) else open_recordings(mask, files, "mask", trials=trials)
+    for r, (s, t) in enumerate(zip(sources, targets, strict=True)):
+        m = masks[r].n_frames if isinstance(masks, list) and r < len(masks) else t.n_frames
+        if not s.n_frames == t.n_frames == m:
+            extra = f", {m} mask frames" if m != t.n_frames else ""
             msg = (
-                f"target frames [{t0}, {t1}) have shape {tuple(target.shape)} but the layer output has "
-                f"{tuple(y.shape)}; target must be (T, *frame_out)."
+                f"recording {r}: target must have as many frames as input (and mask); got {t.n_frames} "
+                f"target frames{extra} and {s.n_frames} input frames."
             )
             raise ChunkShapeError(msg)
-        return self.weights[k] * self.loss_fn(y, target)
+        if s.n_frames == 0:
+            msg = f"recording {r} of input must hold at least one frame to fit; got T = 0."
+            raise ValueError(msg)
+    if isinstance(masks, list) and len(masks) != len(sources):
+        msg = f"mask must hold one mask per recording ({len(sources)}); got {len(masks)}."
+        raise ValueError(msg)
+    return FitData(sources, targets, masks)
 
-    def __call__(self) -> Tensor:
-        """Loss of the recording; leaves the exact gradient in the parameters' ``.grad``."""
-        self.layer.reset_state()
-        try:
-            return self._truncated() if self.truncate else self._exact()
-        finally:
-            self.layer.reset_state()
 
-    def _exact(self) -> Tensor:
-        bank = StateBank(len(self.slots), len(self.bounds))
-        total = 0.0
-        last = len(self.bounds) - 1
-        with torch.no_grad():
-            for k in range(last + 1):
-                bank.store(k, read_slots(self.slots))
-                if k < last:  # the last chunk is computed (with autograd) first in the reverse pass
-                    total += float(self._loss(k, *self._chunk(k)))
-        grads: list[Tensor | None] = [None] * len(self.slots)
-        for k in range(last, -1, -1):
-            leaves = [leaf(v) for v in bank.load(k)]
-            # The layer gets differentiable copies, so it may update its state in place.
-            write_slots(self.slots, [v.clone() if v is not None and v.requires_grad else v for v in leaves])
-            with torch.enable_grad():
-                loss = self._loss(k, *self._chunk(k))
-                surrogate = loss + sum(
-                    (end * g).sum() for end, g in zip(read_slots(self.slots), grads, strict=True)
-                    if g is not None and end is not None and end.requires_grad)
-                if surrogate.requires_grad:
-                    surrogate.backward()
-            if k == last:
-                total += float(loss.detach())
-            grads = [None if v is None or not v.requires_grad else v.grad for v in leaves]
-        return torch.tensor(total, dtype=torch.float64)
+def _check_optimizer(layer: Layer, optimizer: Any) -> torch.optim.Optimizer:
+    optimizer = optimizer if optimizer is not None else getattr(layer, "optimizer", None)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        msg = (
+            "optimize needs an optimizer: call layer.set_optimizer.<Name>(...) first "
+            f"(available: dir(layer.set_optimizer)) or pass optimizer=; got {optimizer!r}."
+        )
+        raise ValueError(msg)
+    check_optimizer_params(layer, optimizer)
+    return optimizer
 
-    def _truncated(self) -> Tensor:
-        total = 0.0
-        for k in range(len(self.bounds)):
-            with torch.enable_grad():
-                loss = self._loss(k, *self._chunk(k))
-                if loss.requires_grad:
-                    loss.backward()
-            total += float(loss.detach())
-            write_slots(self.slots, snapshot(read_slots(self.slots)))  # cut the graph at the chunk boundary
-        return torch.tensor(total, dtype=torch.float64)
+
+def _check_callables(loss_fn: Any, recorder: Any, mask: Any) -> None:
+    if recorder is not None and not all(callable(getattr(recorder, m, None)) for m in ("scalar", "step")):
+        msg = f"recorder must have scalar(tag, value) and step(), as streamreg.experiment.Recorder; got {recorder!r}."
+        raise TypeError(msg)
+    if loss_fn is not None and not callable(loss_fn):
+        msg = f"loss_fn must be callable as loss_fn(output, target); got {loss_fn!r}."
+        raise TypeError(msg)
+    if isinstance(mask, str) and mask != "nan":
+        msg = f"mask must be None, 'nan', or boolean masks of shape (T,) or the target's; got {mask!r}."
+        raise ValueError(msg)
+
+
+def _warm(layer: Layer, warmup: int | None, segment: int | None) -> int | None:
+    """Warm-up frames before a segment or validation block (None: from the recording's start)."""
+    if layer.history is not None:
+        return layer.history
+    if warmup is None and segment is not None:
+        msg = (
+            f"{type(layer).__name__} has unbounded history (a recursive filter, or a Layer with state that "
+            "does not declare own_history), so a segment's gradient cannot be exact; pass warmup= (frames "
+            "of warm-up before each segment: the gradient is then biased by the state those frames miss)."
+        )
+        raise ValueError(msg)
+    return warmup
+
+
+def _validator(layer: Layer, data: FitData, validation: Any, split_by: str, files: H5Files, trials: bool,
+               warm: int | None, dt: int | None, loss_fn: LossFn) -> tuple[list[tuple[int, int, int]], Any]:
+    """Training ranges and a :class:`Validator` (or None)."""
+    if isinstance(validation, tuple) and len(validation) == 2:
+        held = _open_data(*validation, "nan" if data.masks == "nan" else None, files, trials)
+        ranges, _ = split(data.lengths(), None, split_by)
+        return ranges, Validator(layer, held, [(r, 0, n) for r, n in enumerate(held.lengths())], warm, dt, loss_fn)
+    fraction = None if validation is None else check_fraction(validation)
+    train, held_out = split(data.lengths(), fraction, split_by)
+    return train, (Validator(layer, data, held_out, warm, dt, loss_fn) if held_out else None)
 
 
 def optimize(
@@ -141,100 +120,68 @@ def optimize(
     *,
     loss_fn: LossFn | None = None,
     optimizer: torch.optim.Optimizer | None = None,
-    n_steps: int = 1,
+    n_steps: int | None = None,
     learning_rates: Any = None,
     progress: bool | None = None,
     reduction: str = "mean",
     truncate: bool = False,
     device: Any = None,
     recorder: Any = None,
+    check_finite: bool = False,
+    mask: Any = None,
+    trials: bool = False,
+    segment: int | None = None,
+    batch_segments: int = 1,
+    epochs: int | None = None,
+    seed: int | None = None,
+    warmup: int | None = None,
+    validation: Any = None,
+    validation_split: str = "time",
+    validate_every: int | None = None,
+    patience: int | None = None,
 ) -> OptimizeLog:
     """Fit ``layer`` to ``target``; see :meth:`streamreg.Layer.optimize`."""
-    dt = check_dt(dt)
-    device = check_device(device)
-    n_steps = check_positive_int(n_steps, "n_steps")
+    dt, device = check_dt(dt), check_device(device)
     reduction = check_choice(reduction, "reduction", ("mean", "sum"))
-    optimizer = optimizer if optimizer is not None else getattr(layer, "optimizer", None)
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        msg = (
-            "optimize needs an optimizer: call layer.set_optimizer.<Name>(...) first "
-            f"(available: dir(layer.set_optimizer)) or pass optimizer=; got {optimizer!r}."
-        )
+    validation_split = check_choice(validation_split, "validation_split", ("time", "recording"))
+    check_finite, trials = check_bool(check_finite, "check_finite"), check_bool(trials, "trials")
+    _check_callables(loss_fn, recorder, mask)
+    if segment is None and epochs is not None:
+        msg = f"epochs= needs segment= (a full-pass fit counts n_steps); got epochs={epochs!r}."
         raise ValueError(msg)
-    if recorder is not None and not all(callable(getattr(recorder, m, None)) for m in ("scalar", "step")):
-        msg = f"recorder must have scalar(tag, value) and step(), as streamreg.experiment.Recorder; got {recorder!r}."
-        raise TypeError(msg)
-    if loss_fn is not None and not callable(loss_fn):
-        msg = f"loss_fn must be callable as loss_fn(output, target); got {loss_fn!r}."
-        raise TypeError(msg)
-    schedule = format_and_check_learning_rates(learning_rates) if learning_rates is not None else None
+    if segment is not None and n_steps is not None:
+        msg = f"with segment= the fit runs epochs= (default 1), not n_steps; got n_steps={n_steps!r}."
+        raise ValueError(msg)
+    if patience is not None and validation is None:
+        msg = f"patience= needs validation= (the data whose loss decides when to stop); got patience={patience!r}."
+        raise ValueError(msg)
+    opts = LoopOptions(
+        n_steps=check_positive_int(1 if n_steps is None else n_steps, "n_steps"),
+        schedule=format_and_check_learning_rates(learning_rates) if learning_rates is not None else None,
+        progress=progress, recorder=recorder,
+        validate_every=None if validate_every is None else check_positive_int(validate_every, "validate_every"),
+        patience=None if patience is None else check_positive_int(patience, "patience"))
+    optimizer = _check_optimizer(layer, optimizer)
     if device is not None:
         layer.to(device)
     files = H5Files()
     try:
-        source = open_recording(input, files, "input")
-        goal = open_recording(target, files, "target")
-        if goal.n_frames != source.n_frames:
-            msg = (
-                f"target must have as many frames as input; got {goal.n_frames} target frames "
-                f"and {source.n_frames} input frames."
-            )
-            raise ChunkShapeError(msg)
-        if source.n_frames == 0:
-            msg = "input must hold at least one frame to fit; got T = 0."
-            raise ValueError(msg)
-        objective = _ChunkedObjective(layer, source, goal, dt or source.n_frames, loss_fn or F.mse_loss,
-                                      reduction, truncate)
-        return _steps(objective, optimizer, n_steps, schedule, progress, recorder)
+        data = _open_data(input, target, mask, files, trials)
+        warm = _warm(layer, None if warmup is None else check_nonnegative_int(warmup, "warmup"), segment)
+        loss_fn = loss_fn or F.mse_loss
+        train, validator = _validator(layer, data, validation, validation_split, files, trials, warm, dt, loss_fn)
+
+        def objective(spans: list[Span]) -> SpanObjective:
+            return SpanObjective(layer, data, spans, dt, loss_fn, reduction, truncate, check_finite)
+
+        loop = FitLoop(layer, optimizer, opts, validator)
+        if segment is None:
+            full = objective([Span(r, a, a, b) for r, a, b in train])
+            return loop.run(full for _ in range(opts.n_steps))
+        sampler = SegmentSampler(tile(train, check_positive_int(segment, "segment")),
+                                 check_positive_int(batch_segments, "batch_segments"), seed)
+        n_epochs = check_positive_int(1 if epochs is None else epochs, "epochs")
+        loop.set_length(n_epochs * sampler.steps_per_epoch, sampler.steps_per_epoch)
+        return loop.run(objective(segment_spans(batch, warm or 0)) for batch in sampler.batches(n_epochs))
     finally:
         files.close()
-
-
-def _group_rates(schedule: tuple[np.ndarray, np.ndarray], optimizer: torch.optim.Optimizer) -> np.ndarray:
-    """Check a schedule's values against the optimizer: one column for all groups, or one per group."""
-    _, values = schedule
-    n_groups = len(optimizer.param_groups)
-    if values.shape[1] not in (1, n_groups):
-        msg = (
-            f"learning_rates entries must give 1 rate (for every parameter group) or {n_groups} "
-            f"(one per group); got {values.shape[1]}."
-        )
-        raise ValueError(msg)
-    try:
-        rates = values.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        msg = f"learning_rates values must be numbers for optimize; got {values.tolist()!r}."
-        raise ValueError(msg) from exc
-    if not np.all(np.isfinite(rates) & (rates >= 0)):
-        msg = f"learning_rates values must be finite and >= 0; got {rates.tolist()!r}."
-        raise ValueError(msg)
-    return rates
-
-
-def _steps(objective: _ChunkedObjective, optimizer: torch.optim.Optimizer, n_steps: int,
-           schedule: tuple[np.ndarray, np.ndarray] | None, progress: bool | None, recorder: Any) -> OptimizeLog:
-    losses, times, rates = np.empty(n_steps), np.empty(n_steps), np.empty(n_steps)
-    table = _group_rates(schedule, optimizer) if schedule is not None else None
-
-    def closure() -> Tensor:
-        optimizer.zero_grad()
-        return objective()
-
-    show = progress if progress is not None else (n_steps > 1 and sys.stderr.isatty())
-    with tqdm(total=n_steps, unit="step", disable=not show, desc="optimize") as bar:
-        for i in range(n_steps):
-            if table is not None:
-                row = table[int(np.searchsorted(schedule[0], i, side="right")) - 1]
-                for j, group in enumerate(optimizer.param_groups):
-                    group["lr"] = float(row[j % len(row)])
-            rates[i] = float(optimizer.param_groups[0]["lr"])
-            start = time.perf_counter()
-            losses[i] = float(optimizer.step(closure))
-            times[i] = time.perf_counter() - start
-            if recorder is not None:
-                recorder.scalar("optimize/loss", losses[i])
-                recorder.scalar("optimize/learning_rate", rates[i])
-                recorder.step()
-            bar.set_postfix(loss=f"{losses[i]:.4g}")
-            bar.update(1)
-    return OptimizeLog(losses, times, rates)

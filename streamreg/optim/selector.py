@@ -96,6 +96,9 @@ class OptimizerSelector:
         def build(params: Iterable[Any] | None = None, **kwargs: Any) -> torch.optim.Optimizer:
             chosen = [p for p in layer.parameters() if p.requires_grad] if params is None else params
             optimizer = cls(chosen, **kwargs)
+            # The layer's parameters when it was built: optimize() then knows a parameter left
+            # out on purpose from one added later (by set_weight, say) that it silently misses.
+            optimizer._streamreg_known_params = frozenset(id(p) for p in layer.parameters())
             layer.optimizer = optimizer
             return optimizer
 

@@ -14,8 +14,14 @@ from streamreg import ChunkShapeError, Layer, Sequential
 from streamreg._hdf5 import H5Files
 from streamreg.filters import BernoulliSpikes, Conv3d, HighPass, LowPass, TemporalFIR
 from streamreg.models import LN, Retina
-from streamreg.optim.optimize import _ChunkedObjective
+from streamreg.optim.objective import FitData, SpanObjective, whole_spans
 from streamreg.optim.recording import open_recording
+
+
+def _ChunkedObjective(layer, source, target, dt, loss_fn, reduction, truncate):
+    """The objective of one whole recording."""
+    data = FitData([source], [target])
+    return SpanObjective(layer, data, whole_spans(data.lengths()), dt, loss_fn, reduction, truncate)
 
 
 def _recordings(x, target):
@@ -169,7 +175,7 @@ def test_bad_arguments_are_named():
     fir.set_optimizer.SGD(lr=0.1)
     with pytest.raises(ChunkShapeError, match="got 9 target frames and 10 input frames"):
         fir.optimize(x, x[:9])
-    with pytest.raises(ChunkShapeError, match=r"target frames \[0, 10\) have shape \(10, 3\)"):
+    with pytest.raises(ChunkShapeError, match=r"target frames \[0, 10\) of recording 0 have shape \(10, 3\)"):
         fir.optimize(x, np.zeros((10, 3), dtype=np.float32))
     with pytest.raises(ValueError, match="n_steps must be a positive integer; got 0"):
         fir.optimize(x, x, n_steps=0)
