@@ -25,7 +25,7 @@ from streamreg.streams.arrays import ArrayStream
 from streamreg.streams.base import Stream
 from streamreg.streams.hdf5 import HDF5Stream
 
-__all__ = ["ArrayWriter", "Output", "check_first_output", "hdf5_location", "open_reader", "open_writer"]
+__all__ = ["ArrayWriter", "Output", "check_first_output", "hdf5_location", "numpy_dtype", "open_reader", "open_writer"]
 
 _INPUT_FORMS = "a numpy array, a torch tensor, an h5py.Dataset, a string 'file.h5:/dataset' or a readable Stream"
 _OUTPUT_FORMS = (
@@ -145,14 +145,15 @@ def open_writer(output: Any, files: H5Files, *, n: int | None, overwrite: bool, 
     ``put``, so a run that fails before its first chunk leaves no dataset.
     """
     if isinstance(output, (np.ndarray, h5py.Dataset)):  # before a dataset is truncated for overwrite
-        _check_cast(_numpy(dtype), output.dtype, "output array" if isinstance(output, np.ndarray) else "output")
+        _check_cast(numpy_dtype(dtype), output.dtype, "output array" if isinstance(output, np.ndarray) else "output")
     out = _open_writer(output, files, n=n, overwrite=overwrite, append=append, swmr=swmr)
     if isinstance(out.writer.dtype, np.dtype):
-        _check_cast(_numpy(dtype), out.writer.dtype, "output")
+        _check_cast(numpy_dtype(dtype), out.writer.dtype, "output")
     return out
 
 
-def _numpy(dtype: torch.dtype) -> np.dtype:
+def numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    """The numpy dtype of a torch dtype (float32 -> float32)."""
     return torch.empty(0, dtype=dtype).numpy().dtype
 
 

@@ -172,8 +172,7 @@ def _restore(job: Job, record: dict[str, Any]) -> None:
         )
         raise ValueError(msg)
     job.layer.set_state(record["state"])
-    job.progress = Progress(in_pos=in_pos, out_pos=out_pos, frames_done=out_pos, chunks_done=int(record["chunks"]),
-                            resumed=True)
+    job.progress = Progress(in_pos=in_pos, out_pos=out_pos, frames_done=out_pos, chunks_done=int(record["chunks"]))
     job.reader.seek(in_pos)
     if held:
         job.output.writer.truncate(out_pos)

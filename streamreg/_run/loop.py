@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from streamreg._modules import preserved_state
-from streamreg._run.endpoints import check_first_output
+from streamreg._run.endpoints import check_first_output, numpy_dtype
 from streamreg.exceptions import ChunkShapeError
 
 __all__ = ["ChunkLoop", "check_output"]
@@ -121,7 +121,7 @@ class ChunkLoop:
         """Compute one chunk, queue its write, and a checkpoint when one is due."""
         y, ready = self._compute(x, first)
         if self.progress.chunks_done == 0:
-            check_first_output(self.writer, tuple(y.shape[1:]), _numpy_dtype(y))
+            check_first_output(self.writer, tuple(y.shape[1:]), numpy_dtype(y.dtype))
         self._wait_for_io()  # at most one chunk waits to be written
         self._held = y
         self._pending = io.submit(self._write, y, ready)
@@ -153,7 +153,7 @@ class ChunkLoop:
         with preserved_state(self.job.layer), torch.no_grad():
             y = self.job.layer(torch.zeros((1, *frame), dtype=self.plan.dtype, device=self.plan.device))
         check_output(y, 1, self.progress.in_pos)
-        io.submit(self.writer.put, np.empty((0, *y.shape[1:]), dtype=_numpy_dtype(y))).result()
+        io.submit(self.writer.put, np.empty((0, *y.shape[1:]), dtype=numpy_dtype(y.dtype))).result()
 
     # -- I/O thread ---------------------------------------------------------------
     def _read(self, n: int) -> torch.Tensor | None:
@@ -288,6 +288,3 @@ def check_output(y: Any, n: int, t0: int) -> None:
         )
         raise ChunkShapeError(msg)
 
-
-def _numpy_dtype(y: torch.Tensor) -> np.dtype:
-    return torch.empty(0, dtype=y.dtype).numpy().dtype

@@ -21,4 +21,3 @@ class Progress:
     frames_done: int = 0
     chunks_done: int = 0
     finished: bool = False  # the input ended or the frame range was done
-    resumed: bool = False  # started from a checkpoint
