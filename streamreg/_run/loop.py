@@ -1,7 +1,8 @@
 """The one chunk loop behind ``Layer.run`` and :class:`streamreg.Runner`.
 
 The loop computes in the calling thread while one I/O thread owns every stream
-call: it reads the next input chunk (into a small ring of reused buffers) and
+call: it reads the next input chunk (into a small ring of reused buffers, see
+:mod:`streamreg._run.ring`: a layer gets a view, not a copy) and
 writes the previous output chunk while the model computes. h5py serialises all
 HDF5 calls under one global lock, so one I/O thread is the fastest arrangement and
 no h5py call from this package ever runs beside another. When input and output
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 
 from streamreg._modules import preserved_state
 from streamreg._run.endpoints import check_first_output, numpy_dtype
+from streamreg._run.ring import ReadRing
 from streamreg.exceptions import ChunkShapeError
 
 __all__ = ["ChunkLoop", "check_output"]
@@ -64,8 +66,7 @@ class ChunkLoop:
         self._pending: Future | None = None  # the write of the previous chunk
         self._held: Any = None  # that chunk's output, freed here once written (one allocating thread)
         self._saving: Future | None = None
-        self._ring: list[np.ndarray] = []
-        self._slot = 0
+        self._ring: ReadRing | None = None
 
     def stopping(self) -> bool:
         """True once the run was asked to stop or a failure aborted it."""
@@ -169,25 +170,22 @@ class ChunkLoop:
 
     def _get(self, n: int) -> np.ndarray | torch.Tensor | None:
         reader = self.reader
-        if reader.in_memory or not isinstance(reader.dtype, np.dtype):
+        if reader.in_memory or not isinstance(reader.dtype, np.dtype) or not reader.dtype.isnative:
             frames = reader.get(n)
         else:
-            frames = self._get_into_ring(n)
-            if frames is None:
-                return None
+            return self._get_into_ring(n)
         if isinstance(frames, np.ndarray) and not frames.dtype.isnative:
             frames = frames.astype(frames.dtype.newbyteorder("="))
         return frames
 
-    def _get_into_ring(self, n: int) -> np.ndarray | None:
-        if not self._ring or len(self._ring[0]) < n:
-            shape = (n, *(self.reader.frame_shape or ()))
-            self._ring = [np.empty(shape, dtype=self.reader.dtype) for _ in range(_RING)]
-        buf = self._ring[self._slot][:n]
-        self._slot = (self._slot + 1) % _RING
+    def _get_into_ring(self, n: int) -> torch.Tensor | None:
+        if self._ring is None:
+            self._ring = ReadRing(tuple(self.reader.frame_shape or ()), self.reader.dtype, _RING)
+        x, buf = self._ring.take(n)
         while True:
             try:
-                return buf[: self.reader.get_into(buf, timeout=_POLL_S if self.reader.blocking else None)]
+                got = self.reader.get_into(buf, timeout=_POLL_S if self.reader.blocking else None)
+                return x[:got]
             except TimeoutError:
                 if self.stopping():
                     return None
@@ -233,8 +231,6 @@ class ChunkLoop:
         n = len(x)
         if self.job.check_finite:
             check_finite_frames(x, first)
-        shared = x.device.type == "cpu" and x.dtype == self.plan.dtype and self.plan.device in (None, x.device)
-        x = x.clone() if shared and not self.reader.in_memory else x  # ring buffers are reused: the layer gets its own
         x = x.to(device=self.plan.device, dtype=self.plan.dtype, non_blocking=True)
         y = self.job.layer(x)
         check_output(y, n, first)
