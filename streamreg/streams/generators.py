@@ -142,8 +142,11 @@ class GeneratorStream(Stream):
             msg = f"{name} must have shape {shape_text(('n', *self._frame_shape))}; got {tuple(block.shape)}."
             raise ChunkShapeError(msg)
         if block.dtype != self._dtype:
-            if not np.can_cast(block.dtype, self._dtype, casting="same_kind"):
-                msg = f"{name} has dtype {block.dtype}, which cannot be cast to {self._dtype} without loss."
+            if not np.can_cast(block.dtype, self._dtype, casting="safe"):
+                msg = (
+                    f"{name} has dtype {block.dtype}, which cannot be cast to the stream's dtype {self._dtype} "
+                    "without loss (numpy casting='safe'); yield blocks of that dtype, or give the stream the wider one."
+                )
                 raise TypeError(msg)
             block = block.astype(self._dtype)
         return block

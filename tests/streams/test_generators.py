@@ -84,12 +84,31 @@ def test_wrong_block_shape_names_the_block_and_keeps_earlier_frames():
     (np.ones(()), ChunkShapeError, "block 1 of the iterable must have shape"),
     (np.ones((1, 2), dtype=complex), TypeError, "block 1 of the iterable must have a numeric dtype"),
     (np.ones((1, 2), dtype=np.float32), TypeError, "block 1 of the iterable has dtype float32.*int16 without loss"),
+    (np.ones((1, 2), dtype=np.int64), TypeError, "block 1 of the iterable has dtype int64.*int16 without loss"),
 ])
 def test_bad_blocks_are_refused_by_index(bad, error, match):
     """Non-arrays, 0-d blocks, non-numeric and lossy-dtype blocks raise errors naming the block."""
     stream = GeneratorStream(iter([np.zeros((1, 2), dtype=np.int16), bad]))
     with pytest.raises(error, match=match):
         stream.get(2)
+
+
+@pytest.mark.parametrize(("first", "later"), [(np.float32, np.float64), (np.float16, np.float32), (np.int8, np.int16),
+                                               (np.float32, np.int64)])
+def test_a_block_that_would_lose_precision_is_refused(first, later):
+    """Blocks are cast only where numpy's casting="safe" allows: float64 into float32 would round, so it is refused."""
+    value = np.array([[0.1, 300.0]]).astype(later)
+    stream = GeneratorStream(iter([np.zeros((1, 2), dtype=first), value]))
+    with pytest.raises(TypeError, match="cannot be cast to the stream's dtype .* without loss"):
+        stream.get(2)
+
+
+def test_a_widening_block_is_cast_exactly():
+    """int16 blocks into a float32 stream: every value survives."""
+    stream = GeneratorStream(iter([np.zeros((1, 2), dtype=np.float32), np.array([[-32768, 32767]], dtype=np.int16)]))
+    got = stream.get(2)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got[1], [-32768.0, 32767.0])
 
 
 def test_close_closes_a_generator():
