@@ -86,3 +86,38 @@ def test_a_swmr_reader_sees_only_written_frames(tmp_path, entry):
         assert report["bad"] is None, (
             f"run {i}: frame {report['bad'][0]} of the {report['bad'][1]} seen was {report['bad'][2]}")
         assert report["seen"] == len(ref) and report["partial"] >= 1, report
+
+
+@pytest.mark.parametrize("entry", ["Runner", "run"])
+def test_swmr_mode_is_switched_on_only_after_the_data_is_in_place(tmp_path, entry, monkeypatch):
+    """The race above does not show on every machine, so this checks its cause deterministically: at the
+    moment the writer switches the file to SWMR mode (which publishes the dataset's extent to readers),
+    every frame inside that extent already holds its data, not the fill value. (Putting the switch back
+    before the first write makes this test fail.)"""
+    import h5py
+
+    x = recording(600, (1024,))
+    src = write_input(tmp_path, x)
+    ref = reference(x, SWMR_DT)
+    switch = h5py.File.swmr_mode
+    seen = []
+
+    def snapshot(file, value):
+        if value and "y" in file:
+            ds = file["y"]
+            seen.append(np.array(ds[: ds.shape[0]]))
+        else:
+            seen.append(None)
+        switch.fset(file, value)
+
+    monkeypatch.setattr(h5py.File, "swmr_mode", property(switch.fget, snapshot))
+    out = f"{tmp_path}/out.h5:/y"
+    if entry == "Runner":
+        with Runner(model(0.0), src, out, dt=SWMR_DT) as runner:
+            runner.join()
+    else:
+        release(model(0.0).run(src, SWMR_DT, output=out, swmr=True))
+    assert len(seen) == 1 and seen[0] is not None, "the writer switched SWMR mode on exactly once, with y created"
+    n = len(seen[0])
+    assert n > 0
+    np.testing.assert_array_equal(seen[0], ref[:n])
