@@ -15,7 +15,10 @@ move the whole recording from that file into a new file:
     (streamreg's ``HDF5Stream`` buffers to whole chunks and flushes only at checkpoints and
     close, so the plain copy is the fair bound);
   * ``Sequential(nn.ReLU()).run("in.h5:/x", dt, output="out.h5:/y")``;
-  * ``Runner(model, "in.h5:/x", "out2.h5:/y", dt=dt)``, started and joined.
+  * ``Runner(model, "in.h5:/x", "out2.h5:/y", dt=dt)``, started and joined;
+  * for information, the same plain copy with the output created without an HDF5 chunk cache
+    (``rdcc_nbytes=0``), as streamreg creates its outputs: a 1 MiB chunk just fits the default
+    1 MiB cache, so the default copies every chunk once more on its way to the file.
 
 Times include opening and closing the files; output files are deleted before every run.
 Before every timed run an untimed scratch file of the output's size is written and
@@ -32,7 +35,8 @@ measured before and after the timings, with every variant's median GB/s as a fra
 of the higher one. Torch uses ``--threads`` threads (default 1).
 
 Goal: streamreg >= 0.8x the plain copy (ratio of medians, both run() and Runner, default
-5 rounds), and in every round (the lowest per-round ratio is printed next to it).
+5 rounds), and in every round (the lowest per-round ratio is printed next to it); stretch
+goal (issue 10): >= 1.0x.
 
 Secondary figure (no goal): overlap of compute and I/O. A ``LowPass(tau=5, n_stages)``
 (default 2 stages, about as costly as the copy on 64x64 frames) is timed on in-memory
@@ -62,7 +66,8 @@ import torch
 import streamreg
 from streamreg.filters import LowPass
 
-GOAL_RATIO = 0.8
+GOAL_RATIO = 0.8  # issue 8: in every run
+GOAL_RATIO_STRETCH = 1.0  # issue 10: run() and Runner at least as fast as the plain copy
 FRAME = (64, 64)
 IN_CHUNK = 256  # input chunk length along time
 
@@ -95,12 +100,18 @@ def streamreg_chunks(model, src: str, dst: str, dt: int, n: int) -> tuple[int, .
     return chunks
 
 
-def h5_loop(src: str, dst: str, dt: int, chunks: tuple[int, ...], fn=None, n: int | None = None) -> None:
-    """Plain h5py: read slabs of dt frames, (optionally apply ``fn``), append; flushed when closed."""
+def h5_loop(src: str, dst: str, dt: int, chunks: tuple[int, ...], fn=None, n: int | None = None,
+            cache: bool = True) -> None:
+    """Plain h5py: read slabs of dt frames, (optionally apply ``fn``), append; flushed when closed.
+
+    ``cache=False`` creates the output without an HDF5 chunk cache (``rdcc_nbytes=0``), as streamreg does.
+    """
     with h5py.File(src, "r") as fi, h5py.File(dst, "w", libver=("v110", "latest")) as fo:
         x = fi["x"]
         n = len(x) if n is None else n
-        y = fo.create_dataset("y", shape=(0, *FRAME), maxshape=(None, *FRAME), chunks=chunks, dtype="float32")
+        extra = {} if cache else {"rdcc_nbytes": 0}
+        y = fo.create_dataset("y", shape=(0, *FRAME), maxshape=(None, *FRAME), chunks=chunks, dtype="float32",
+                              **extra)
         for t0 in range(0, n, dt):
             t1 = min(t0 + dt, n)
             s = x[t0:t1]
@@ -222,11 +233,12 @@ def interleaved(variants: dict, args: argparse.Namespace, after_first=None) -> d
 def io_section(args: argparse.Namespace, src: str, work: str, n: int, nbytes: int) -> dict:
     dt = args.dt
     model = streamreg.Sequential(torch.nn.ReLU())
-    outs = {k: os.path.join(work, f"{k}.h5") for k in ("copy", "run", "runner")}
+    outs = {k: os.path.join(work, f"{k}.h5") for k in ("copy", "nocache", "run", "runner")}
     chunks = args.chunks = streamreg_chunks(model, src, outs["run"], dt, n)  # also warms up run()
     print(f"output chunks: {chunks} (what streamreg creates for dt={dt}; the baseline uses the same)")
     variants = {
         "h5py copy (baseline)": (lambda: h5_loop(src, outs["copy"], dt, chunks), outs["copy"]),
+        "h5py copy, no cache": (lambda: h5_loop(src, outs["nocache"], dt, chunks, cache=False), outs["nocache"]),
         "Layer.run": (lambda: sr_run(model, src, outs["run"], dt), outs["run"]),
         "Runner": (lambda: sr_runner(model, src, outs["runner"], dt), outs["runner"]),
     }
@@ -236,7 +248,7 @@ def io_section(args: argparse.Namespace, src: str, work: str, n: int, nbytes: in
     remove(*outs.values())
 
     def check(name: str, dst: str) -> None:
-        if name != "h5py copy (baseline)":
+        if not name.startswith("h5py copy"):
             verify(src, dst, model, dt, chunks, name)
 
     times = interleaved(variants, args, after_first=check)
@@ -352,7 +364,8 @@ def main() -> None:
           f"Runner {ratios['Runner']:.2f} (of best times: {best['Layer.run']:.2f}, {best['Runner']:.2f}; "
           f"lowest within one round: {lowest['Layer.run']:.2f}, {lowest['Runner']:.2f}) "
           f"-> {'PASS' if ok else 'FAIL'} (goal: ratio of medians >= {GOAL_RATIO}); every round: "
-          f"{'PASS' if every else 'FAIL'}")
+          f"{'PASS' if every else 'FAIL'}; stretch goal >= {GOAL_RATIO_STRETCH}: "
+          f"{'PASS' if all(v >= GOAL_RATIO_STRETCH for v in ratios.values()) else 'FAIL'}")
     top = max(bound)
     shares = ", ".join(f"{k} {r['gbs_med'] / top:.2f}" for k, r in rows.items())
     print(f"write bound of this machine (plain write() of {nbytes / 2**20:.0f} MiB into a new file, no fsync, "
