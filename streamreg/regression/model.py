@@ -215,7 +215,7 @@ class LatentRegModel(nn.Module):
         for y_h, mn_h, psi_h in zip(y, mn, _pick(self.psi, psi, "psi"), strict=True):
             n, d = y_h.shape[0], y_h.shape[1]
             term = 0.5 * n * d * math.log(2 * math.pi) + 0.5 * n * torch.log(psi_h).sum()
-            term = term + 0.5 * ((y_h - mn_h) ** 2 / psi_h).sum()
+            term = term + 0.5 * ((y_h - mn_h).square().sum(0) / psi_h).sum()  # sum over samples first: d divisions
             total = term if total is None else total + term
         return total
 
