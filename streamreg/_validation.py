@@ -25,6 +25,22 @@ def check_positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def check_count(value: Any, name: str, high: int | None = None, high_text: str = "") -> int:
+    """Return ``value`` as an int in ``[1, high]``; every failure is a ``ValueError`` naming the value.
+
+    The messages are :func:`check_positive_int`'s, plus ``"{name} must be at most {high}
+    ({high_text}); got ..."``; used where a contract asks for ``ValueError`` on non-integers too.
+    """
+    try:
+        count = check_positive_int(value, name)
+    except TypeError as err:
+        raise ValueError(str(err)) from err
+    if high is not None and count > high:
+        msg = f"{name} must be at most {high} ({high_text}); got {value!r}."
+        raise ValueError(msg)
+    return count
+
+
 def check_nonnegative_int(value: Any, name: str) -> int:
     """Return ``value`` as an int if it is an integer ≥ 0 (bools are refused)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

@@ -80,6 +80,62 @@ def test_many_blocks_of_queries_and_centres():
     assert_exact(x[sub], ctrs, got[:, sub], 2)
 
 
+def near_tie_shell(x0: torch.Tensor, n: int, radius: float, rel: float, g: torch.Generator) -> torch.Tensor:
+    """``n`` centres at distance ``radius·(1 + rel·i)`` from ``x0`` (d,), in random directions."""
+    u = torch.randn(n, x0.shape[0], generator=g, dtype=torch.float64)
+    u = u / u.norm(dim=1, keepdim=True)
+    r = radius * (1 + rel * torch.randperm(n, generator=g).double())
+    return x0.double() + r[:, None] * u
+
+
+@pytest.mark.parametrize("m", [7, 300, 4096])
+def test_d64_near_ties_below_float32_resolution(m):
+    """In d = 64, shells of centres whose distances differ below float32 resolution, with duplicates.
+
+    The fast float32 pass cannot order them; the answer must still be the float64 order.
+    """
+    g = torch.Generator().manual_seed(7)
+    x = torch.rand(12, 64, generator=g)
+    shells = [near_tie_shell(x[i], 24, 0.05, 1e-9, g).float() for i in range(0, 12, 3)]
+    background = torch.rand(1500, 64, generator=g)
+    ctrs = torch.cat([background[:500], *shells, background[500:], shells[0][::5], shells[1][::2]])
+    for k in (1, 5, 30):
+        assert_exact(x, ctrs, knn_mc(x, ctrs, k, m), k)
+
+
+def test_d64_float64_near_ties_and_exact_duplicates():
+    """float64 in d = 64: shells 1e-12 apart in relative distance, and queries that equal duplicated centres."""
+    g = torch.Generator().manual_seed(8)
+    x = torch.rand(10, 64, generator=g, dtype=torch.float64)
+    shells = [near_tie_shell(x[i], 20, 0.1, 1e-12, g) for i in range(5)]
+    dup = x[5:].repeat(3, 1)  # each of the last 5 queries is a centre three times: distance-0 ties
+    ctrs = torch.cat([torch.rand(2000, 64, generator=g, dtype=torch.float64), dup[:5], *shells, dup[5:]])
+    for m in (64, 4096):
+        assert_exact(x, ctrs, knn_mc(x, ctrs, 6, m), 6)
+
+
+def test_d64_far_from_the_origin_many_blocks_and_large_k():
+    """d = 64 coordinates near 1e3 with many query and centre blocks, k = 40 (small groups)."""
+    g = torch.Generator().manual_seed(9)
+    base = 1e3 * torch.randn(64, generator=g)
+    x, ctrs = base + torch.rand(2100, 64, generator=g), base + torch.rand(9000, 64, generator=g)
+    got = knn_mc(x, ctrs, 40, 5000)
+    sub = torch.arange(0, 2100, 101)
+    assert_exact(x[sub], ctrs, got[:, sub], 40)
+    got5 = knn_mc(x[sub], ctrs, 5, 4096)
+    assert_exact(x[sub], ctrs, got5, 5)
+
+
+def test_knn_do_in_d64_returns_original_indices():
+    """knn_do in d = 64 equals the reference over the drawn centres."""
+    g = torch.Generator().manual_seed(10)
+    x, ctrs = torch.rand(40, 64, generator=g), torch.rand(3000, 64, generator=g)
+    got = knn_do(x, ctrs, 5, 1000, 1700, generator=torch.Generator().manual_seed(3))
+    drawn = torch.randperm(3000, generator=torch.Generator().manual_seed(3))[:1700].sort().values
+    _, ref = reference_knn(x, ctrs[drawn], 5)
+    assert torch.equal(got, drawn[ref])
+
+
 def test_knn_do_searches_the_drawn_centres_and_returns_original_indices():
     """The draw is one randperm(n_ctrs) on the generator; results index the original ctrs, ties by index."""
     x = torch.tensor([[0.5], [2.0], [7.25]])

@@ -35,20 +35,59 @@ class Recorder(Protocol):
 
 def batch_nll(c: SubjectRegressionCollection, inds: np.ndarray, s: int) -> torch.Tensor:
     """``(N_s / n_b) · NLL`` of subject ``s``'s samples ``inds``, on the collection's device."""
-    data = c.data
-    on_device = data.in_memory and all(d.device == c.device for d in data.data)
-    batch = data.efficient_get_item(inds) if on_device else data[inds]
-    x = [batch.rows(g, batch.i_x).to(c.device) for g in c.input_grps]
-    y = [batch.rows(h, batch.i_y).to(c.device) for h in c.output_grps]
-    if not data.in_memory:
-        for name, ts in (("input", x), ("output", y)):
-            for k, t in enumerate(ts):
-                if bool(torch.isnan(t).any()):
-                    msg = f"subject {s}: NaN in {name} group {k} of the data read for this batch."
-                    raise ValueError(msg)
-    p, u = c.modes()
-    mn = c.s_mdl.cond_forward(x, p=p, u=u)
-    return (len(data) / len(inds)) * c.s_mdl.neg_ll(y, mn)
+    return _EpochBatches(c, [inds], s).nll(0)
+
+
+def _adam(params: list[torch.Tensor], lr: float, adam_params: dict) -> torch.optim.Adam:
+    """Adam with ``adam_params``; the fused kernel unless they choose an implementation (one call per step)."""
+    opts = dict(adam_params)
+    chosen = {"fused", "foreach", "differentiable", "capturable"} & set(opts)
+    if not chosen and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params):
+        opts["fused"] = True
+    return torch.optim.Adam(params, lr=lr, **opts)
+
+
+class _EpochBatches:
+    """One subject's batches of one epoch: ``nll(b)`` is ``(N_s / n_b) · NLL`` of batch ``b``.
+
+    In-memory data on the collection's device take the rows of each batch by one
+    ``index_select`` per group from sample rows gathered once per epoch; other data are
+    read batch by batch (HDF5 rows coalesced) and checked for NaN.
+    """
+
+    def __init__(self, c: SubjectRegressionCollection, inds: Sequence[np.ndarray], s: int) -> None:
+        self.c, self.inds, self.s = c, inds, s
+        data = c.data
+        self.fast = data.in_memory and all(d.device == c.device for d in data.data)
+        if self.fast:
+            perm = torch.from_numpy(np.concatenate(inds).astype(np.int64, copy=False)).to(data.i_x.device)
+            self.i_x, self.i_y = data.i_x[perm], data.i_y[perm]
+            self.bounds = np.cumsum([0] + [len(i) for i in inds]).tolist()
+
+    def _rows(self, b: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        c, data = self.c, self.c.data
+        if self.fast:
+            lo, hi = self.bounds[b], self.bounds[b + 1]
+            i_x, i_y = self.i_x[lo:hi], self.i_y[lo:hi]
+            return ([data.data[g].index_select(0, i_x.to(data.data[g].device)) for g in c.input_grps],
+                    [data.data[h].index_select(0, i_y.to(data.data[h].device)) for h in c.output_grps])
+        batch = data.efficient_get_item(self.inds[b]) if data.in_memory else data[self.inds[b]]
+        x = [batch.rows(g, batch.i_x).to(c.device) for g in c.input_grps]
+        y = [batch.rows(h, batch.i_y).to(c.device) for h in c.output_grps]
+        if not data.in_memory:
+            for name, ts in (("input", x), ("output", y)):
+                for k, t in enumerate(ts):
+                    if bool(torch.isnan(t).any()):
+                        msg = f"subject {self.s}: NaN in {name} group {k} of the data read for this batch."
+                        raise ValueError(msg)
+        return x, y
+
+    def nll(self, b: int) -> torch.Tensor:
+        """``(N_s / n_b) · NLL_s`` of batch ``b`` (a 0-d tensor with grad)."""
+        x, y = self._rows(b)
+        p, u = self.c.modes()
+        mn = self.c.s_mdl.cond_forward(x, p=p, u=u)
+        return (len(self.c.data) / len(self.inds[b])) * self.c.s_mdl.neg_ll(y, mn)
 
 
 class FitRun:
@@ -105,7 +144,7 @@ class FitRun:
     def run(self) -> list:
         """Fit and return ``[log, check_points]``."""
         params = self.fitter.trainable_parameters(self.s_inds)
-        opt = torch.optim.Adam(params, lr=float(self.rates[0, 0]), **self.adam_params)
+        opt = _adam(params, float(self.rates[0, 0]), self.adam_params)
         e_total, n_s = self.n_epochs, len(self.s_inds)
         self.log = {"elapsed_time": np.zeros(e_total), "mdl_nll": np.zeros((e_total, n_s)), "obj": np.zeros(e_total)}
         start, t_offset = self._resume(params, opt)
@@ -165,7 +204,7 @@ class FitRun:
         if all(g["lr"] == lr for g in opt.param_groups):
             return opt
         if self.reset_adam:
-            return torch.optim.Adam(params, lr=lr, **self.adam_params)
+            return _adam(params, lr, self.adam_params)
         for g in opt.param_groups:
             g["lr"] = lr
         return opt
@@ -174,19 +213,19 @@ class FitRun:
         """One pass over every sample; return each subject's mean batch value of (N_s/n_b)·NLL_s."""
         colls = self.fitter.s_collections
         inds = self.fitter.generate_batch_smp_inds(self.n_batches, self.s_inds)
+        batches = [_EpochBatches(colls[s], inds[i], s) for i, s in enumerate(self.s_inds)]
+        psis = [psi for s in self.s_inds for psi in colls[s].s_mdl.psi if psi is not None]
         sums: list[torch.Tensor | float] = [0.0] * len(self.s_inds)
         for b in range(self.n_batches):
             opt.zero_grad()
-            nlls = [batch_nll(colls[s], inds[i][b], s) for i, s in enumerate(self.s_inds)]
+            nlls = [sb.nll(b) for sb in batches]
             torch.autograd.backward(nlls)  # one backward pass over all subjects (they may sit on different devices)
             for i, nll in enumerate(nlls):
                 sums[i] = sums[i] + nll.detach()
             opt.step()
             with torch.no_grad():
-                for s in self.s_inds:
-                    for psi in colls[s].s_mdl.psi:
-                        if psi is not None:
-                            psi.clamp_(min=self.fitter.min_var)
+                for psi in psis:
+                    psi.clamp_(min=self.fitter.min_var)
         return np.array([float(v) for v in sums]) / self.n_batches
 
     def _report(self, e: int, lr: float) -> None:

@@ -35,6 +35,14 @@ def _pick(own: list[Any], override: Overrides, name: str) -> list[Any]:
     return [o if v is None else v for o, v in zip(own, override, strict=True)]
 
 
+def _out_map(s_h: nn.Module, t_h: torch.Tensor, u_h: torch.Tensor, off: torch.Tensor | None) -> torch.Tensor:
+    """``off + s_h(t_h @ u_h.T)`` (no offset when ``off`` is None); one ``addmm`` when ``s_h`` is the identity."""
+    if isinstance(s_h, nn.Identity):
+        return t_h @ u_h.T if off is None else torch.addmm(off, t_h, u_h.T)
+    w = s_h(t_h @ u_h.T)
+    return w if off is None else off + w
+
+
 class LatentRegModel(nn.Module):
     """Gaussian latent regression of H output groups on G input groups (janelia_core's model).
 
@@ -192,11 +200,13 @@ class LatentRegModel(nn.Module):
             msg = f"modes {missing} are not assigned in the model; pass them to cond_forward."
             raise ValueError(msg)
         tran = self.m([x_g @ p_g for x_g, p_g in zip(x, p, strict=True)])
-        mn = [s_h(t_h @ u_h.T) for s_h, t_h, u_h in zip(self.s, tran, u, strict=True)]
+        offs = _pick(self.offsets, offsets, "offsets") if self.use_offsets else [None] * len(u)
+        mn = [_out_map(s_h, t_h, u_h, None if self.use_scales else off)
+              for s_h, t_h, u_h, off in zip(self.s, tran, u, offs, strict=True)]
         if self.use_scales:
             mn = [sc * w for sc, w in zip(_pick(self.scales, scales, "scales"), mn, strict=True)]
-        if self.use_offsets:
-            mn = [off + w for off, w in zip(_pick(self.offsets, offsets, "offsets"), mn, strict=True)]
+            if self.use_offsets:
+                mn = [off + w for off, w in zip(offs, mn, strict=True)]
         for (g, h), c in zip(
             self.direct_pairs, _pick(self.direct_mappings, direct_mappings, "direct_mappings"), strict=True
         ):
@@ -215,7 +225,7 @@ class LatentRegModel(nn.Module):
         for y_h, mn_h, psi_h in zip(y, mn, _pick(self.psi, psi, "psi"), strict=True):
             n, d = y_h.shape[0], y_h.shape[1]
             term = 0.5 * n * d * math.log(2 * math.pi) + 0.5 * n * torch.log(psi_h).sum()
-            term = term + 0.5 * ((y_h - mn_h) ** 2 / psi_h).sum()
+            term = term + 0.5 * ((y_h - mn_h).square().sum(0) / psi_h).sum()  # sum over samples first: d divisions
             total = term if total is None else total + term
         return total
 
