@@ -30,8 +30,14 @@ from streamreg import Sequential
 from streamreg._hdf5 import H5Files
 from streamreg.filters import LowPass, TemporalFIR
 from streamreg.models import LN, Retina
-from streamreg.optim.optimize import _ChunkedObjective
+from streamreg.optim.objective import FitData, SpanObjective, whole_spans
 from streamreg.optim.recording import open_recording
+
+
+def _ChunkedObjective(model, source, target, dt, loss_fn, reduction, truncate):
+    """The objective of one whole recording."""
+    data = FitData([source], [target])
+    return SpanObjective(model, data, whole_spans(data.lengths()), dt, loss_fn, reduction, truncate)
 
 MODELS = {
     "LN (10,5,5) on 20x20": (lambda: LN((10, 5, 5), "softplus"), (20, 20)),
