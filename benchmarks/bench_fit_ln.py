@@ -70,7 +70,7 @@ def fit(spec: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="50,000 frames")
+    parser.add_argument("--quick", action="store_true", help="10,000 frames")
     parser.add_argument("--frames", type=int, default=1_000_000)
     parser.add_argument("--dt", type=int, default=10_000)
     parser.add_argument("--max-iter", type=int, default=12, help="L-BFGS iterations (one step)")
@@ -80,7 +80,7 @@ def main() -> None:
     if args.child:
         fit(json.loads(args.child))
         return
-    frames = 50_000 if args.quick else args.frames
+    frames = 10_000 if args.quick else args.frames
     dt = min(args.dt, frames)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "recording.h5")
