@@ -141,7 +141,7 @@ def main():
         child(json.loads(args.child))
         return
     torch.set_num_threads(1)
-    rows = timing(4000, 500) if args.quick else timing(20000, 1000)
+    rows = timing(3000, 500) if args.quick else timing(20000, 1000)
     rows += memory(2000 if args.quick else 20000, 1000)
     print_result("bench_gradient", rows)
 

@@ -119,8 +119,8 @@ def main() -> None:
     parser.add_argument("--convis-repeats", type=int, default=2)
     args = parser.parse_args()
     if args.quick:
-        args.frames, args.frames_64, args.exact_frames, args.naive_frames, args.repeats = 2000, 500, 1100, 200, 1
-        args.convis_frames, args.convis_repeats = 200, 1
+        args.frames, args.frames_64, args.exact_frames, args.naive_frames, args.repeats = 1000, 300, 1050, 100, 1
+        args.convis_frames, args.convis_repeats = 150, 1
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread, best of {args.repeats}, frames per CPU "
           f"second, load avg {os.getloadavg()[0]:.2f}")

@@ -24,7 +24,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 #: Arguments added to ``--quick`` to keep the whole guard short (each child process costs a torch import).
-EXTRA_ARGS = {"bench_knn": ["--skip-seed"]}
+EXTRA_ARGS = {"bench_knn": ["--skip-seed", "--dims", "3"]}
 
 
 def run_one(script: str, timeout: float, env: dict[str, str]) -> tuple[str, list[dict], float, str]:
