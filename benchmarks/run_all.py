@@ -18,6 +18,7 @@ import argparse
 import glob
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -25,6 +26,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 #: Arguments added to ``--quick`` to keep the whole guard short (each child process costs a torch import).
 EXTRA_ARGS = {"bench_knn": ["--skip-seed", "--dims", "3"]}
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def run_one(script: str, timeout: float, env: dict[str, str]) -> tuple[str, list[dict], float, str]:
@@ -57,19 +64,21 @@ def fmt(value: object) -> str:
     return str(value)
 
 
-def print_table(results: list[tuple[str, str, list[dict], float]]) -> None:
+def print_table(results: list[tuple[str, str, list[dict], float, float]]) -> None:
     head = (f"{'benchmark':<24} {'row':<52} {'figure':>10} {'baseline':>10} {'ratio':>7} {'goal':>9} {'met':>4} "
-            f"{'wall s':>7}")
+            f"{'wall s':>7} {'CPU s':>6}")
     print(head)
     print("-" * len(head))
-    for bench, status, rows, wall in results:
-        if status != "ok":
-            print(f"{bench:<24} {status.upper():<52} {'':>10} {'':>10} {'':>7} {'':>9} {'':>4} {wall:>7.1f}")
+    for bench, status, rows, wall, cpu in results:
+        times = f"{wall:>7.1f} {cpu:>6.1f}"
+        if status != "ok" or not rows:
+            what = status.upper() if status != "ok" else "(ran; no ratio rows)"
+            print(f"{bench:<24} {what:<52} {'':>10} {'':>10} {'':>7} {'':>9} {'':>4} {times}")
             continue
         for i, r in enumerate(rows):
             met = "-" if r["met"] is None else ("yes" if r["met"] else "NO")
             print(f"{bench if i == 0 else '':<24} {r['name'][:52]:<52} {fmt(r['figure']):>10} {fmt(r['baseline']):>10} "
-                  f"{fmt(r['ratio']):>7} {r['goal']:>9} {met:>4} {f'{wall:.1f}' if i == 0 else '':>7}")
+                  f"{fmt(r['ratio']):>7} {r['goal']:>9} {met:>4} {times if i == 0 else ''}")
 
 
 def main() -> int:
@@ -92,16 +101,19 @@ def main() -> int:
         if (only and name not in only) or name in skip:
             continue
         print(f"== {name} --quick {' '.join(EXTRA_ARGS.get(name, []))}", flush=True)
+        cpu0 = children_cpu()
         status, rows, wall, tail = run_one(script, args.timeout, env)
-        results.append((name, status, rows, wall))
+        results.append((name, status, rows, wall, children_cpu() - cpu0))
         if status != "ok":
             print(f"{name}: {status}; last output:\n{tail}", flush=True)
             if status != "timeout":
                 failed.append(name)
     print()
     print_table(results)
-    missed = sum(1 for _, _, rows, _ in results for r in rows if r["met"] is False)
-    print(f"\n{len(results)} benchmarks in {time.perf_counter() - start:.0f} s; {missed} goals missed in quick mode "
+    missed = sum(1 for _, _, rows, _, _ in results for r in rows if r["met"] is False)
+    cpu = sum(r[4] for r in results)
+    print(f"\n{len(results)} benchmarks in {time.perf_counter() - start:.0f} s ({cpu:.0f} CPU s, "
+          f"load avg {os.getloadavg()[0]:.1f}); {missed} goals missed in quick mode "
           f"(reported, not failed: quick sizes are small and the machine may be shared)")
     if failed:
         print(f"FAILED: {', '.join(failed)} crashed or printed no RESULT line")
