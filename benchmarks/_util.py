@@ -26,3 +26,20 @@ def run_child(script: str, spec: dict) -> dict:
     out = subprocess.run([sys.executable, script, "--child", json.dumps(spec)], capture_output=True, text=True,
                          check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def result_row(name: str, figure: float, baseline: float | None, goal: str) -> dict:
+    """One row of a ``RESULT`` line (see README.md): the goal applies to figure/baseline, or to figure alone.
+
+    ``goal`` is ``"<= X"`` or ``">= X"``; ``met`` is None when the figure is not a finite number.
+    """
+    ratio = figure / baseline if baseline else None
+    value = figure if baseline is None else ratio
+    op, bound = goal.split()
+    met = None if value is None or value != value else (value <= float(bound) if op == "<=" else value >= float(bound))
+    return {"name": name, "figure": figure, "baseline": baseline, "ratio": ratio, "goal": goal, "met": met}
+
+
+def print_result(bench: str, rows: list[dict]) -> None:
+    """Print the machine-readable last line ``RESULT {"bench": ..., "rows": [...]}`` that run_all.py reads."""
+    print("RESULT " + json.dumps({"bench": bench, "rows": rows}), flush=True)

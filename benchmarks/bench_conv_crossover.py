@@ -31,6 +31,7 @@ import time
 
 import numpy as np
 import torch
+from _util import print_result
 
 from streamreg.filters import Conv3d, TemporalFIR
 from streamreg.filters import conv as conv_mod
@@ -144,6 +145,7 @@ def main() -> None:
             rows.append(compare(f"Conv3d {ks}", math.prod(ks), make, x, args))
         report(f"Conv3d on (T,{hw},{hw}), size = kt*kh*kw", rows,
                f"fft when volume >= {conv_mod.CONV3D_FFT_MIN_VOLUME}", False)
+    print_result("bench_conv_crossover", [])  # no single ratio: the tables above say where "auto" picks right
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _util import reset_peak_rss, run_child, status_kb
+from _util import print_result, reset_peak_rss, result_row, run_child, status_kb
 
 K = 5
 CASES = [{"d": 3, "n": 20000, "n_ctrs": 50000, "seed_m": 1000}, {"d": 64, "n": 5000, "n_ctrs": 50000, "seed_m": 100}]
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average before: {os.getloadavg()[0]:.1f}; threads: {args.threads}; k = {K}")
     header = f"{'case':<22}{'method':<11}{'best s':>9}{'peak RSS GB':>13}{'growth GB':>11}{'inexact/500':>13}"
     print(header + f"{'vs faiss':>10}")
-    dims = {int(v) for v in args.dims.split(",")}
+    dims, results = {int(v) for v in args.dims.split(",")}, []
     for case in [c for c in (QUICK if args.quick else CASES) if c["d"] in dims]:
         name = f"{case['n']}x{case['d']} vs {case['n_ctrs']}"
         rows = {}
@@ -152,11 +152,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<22}{method:<11}{r['seconds']:>9.3f}{r['peak_gb']:>13.3f}{r['growth_gb']:>11.3f}"
                   f"{r['inexact']:>13}{ratio:>10}")
         s = rows["streamreg"]
+        results.append((name, s["seconds"], ref))
         if ref:
             met = s["seconds"] <= ref and s["peak_gb"] <= GOAL_RSS_GB and s["inexact"] == 0
             print(f"goal ({name}): streamreg {s['seconds']:.3f} s vs faiss {ref:.3f} s, peak {s['peak_gb']:.3f} GB, "
                   f"inexact {s['inexact']}: {'met' if met else 'MISSED'}")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
+    print_result("bench_knn", [result_row(f"knn {c} streamreg/faiss s", s, f, "<= 1") for c, s, f in results if f])
     return 0
 
 

@@ -31,7 +31,7 @@ import time
 import h5py
 import numpy as np
 import torch
-from _util import reset_peak_rss, run_child, status_kb
+from _util import print_result, reset_peak_rss, result_row, run_child, status_kb
 from torch import nn
 
 from streamreg.regression import (
@@ -221,6 +221,8 @@ def main() -> None:
         print(f"  epoch from HDF5 / in memory: {best['hdf5'] / best['streamreg']:.1f}x (best), "
               f"{med['hdf5'] / med['streamreg']:.1f}x (median)")
         memory_section(args, tmp)
+    print_result("bench_latent_regression", [result_row("latent s/epoch vs janelia's 0.096 (reference)",
+                                                        best["streamreg"], 0.096, "<= 0.5")])
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import argparse
 import json
 import resource
 
-from _util import run_child
+from _util import print_result, result_row, run_child
 
 MODELS = {
     "LN (10,5,5) fft": ("streamreg.models:LN", {"kernel_size": [10, 5, 5]}, [64, 64]),
@@ -79,6 +79,7 @@ def main() -> None:
         print(f"{label:22} {'one-shot':>8} {frames:>10} {one['growth_mb']:>10.1f}      (baseline)")
     verdict = "MET" if worst <= 1.0 else "MISSED"
     print(f"worst growth / budget = {worst:.2f} -> goal (growth <= budget) {verdict}")
+    print_result("bench_max_memory", [result_row("max_memory worst growth / budget", worst, None, "<= 1")])
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ import sys
 import tempfile
 import time
 
+from _util import print_result, result_row
+
 GOAL_MB = 32.0
 FRAME = (64, 64)
 
@@ -132,6 +134,7 @@ def main() -> None:
     naive = rows[2][1]["growth"]
     print(f"baseline: naive one-shot at T grows peak RSS by {naive:.1f} MB "
           f"({naive / max(rows[0][1]['growth'], 0.1):.1f}x the chunked run at T)")
+    print_result("bench_memory", [result_row("memory peak-RSS growth T -> 10T, MB", delta, None, f"<= {GOAL_MB:g}")])
 
 
 if __name__ == "__main__":

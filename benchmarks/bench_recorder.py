@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _util import print_result, result_row
+
 from streamreg.experiment import Recorder
 
 REFERENCE_US = 470.0
@@ -99,6 +101,8 @@ def main() -> None:
           f"pystematic-torch reference ~{REFERENCE_US:.0f} µs")
     met = default < REFERENCE_US and default < baseline
     print(f"goal (default < {REFERENCE_US:.0f} µs and < baseline): {'met' if met else 'MISSED'}")
+    print_result("bench_recorder", [result_row("recorder default / pystematic-style, µs", default, baseline, "<= 1"),
+                                    result_row("recorder default, µs per call", default, None, f"<= {REFERENCE_US:g}")])
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 import torch
+from _util import print_result, result_row
 
 from streamreg.filters import TemporalFIR
 from streamreg.models import LN
@@ -89,6 +90,8 @@ def main() -> None:
         ok = "MET" if ratio >= GOAL_RATIO else "MISSED"
         print(f"{r['case']:<34} {r['T']:>8} {r['chunk']:>13,.0f} {r['one']:>13,.0f} "
               f"{ratio:>7.2f} {r['diff']:>10.3g}  {ok} (ratio >= {GOAL_RATIO})")
+    print_result("bench_run_throughput", [result_row(f"{r['case']} chunked/one-shot f/s", r["chunk"], r["one"],
+                                                     f">= {GOAL_RATIO}") for r in rows])
 
 
 if __name__ == "__main__":

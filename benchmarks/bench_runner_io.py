@@ -62,6 +62,7 @@ import time
 import h5py
 import numpy as np
 import torch
+from _util import print_result, result_row
 
 import streamreg
 from streamreg.filters import LowPass
@@ -356,6 +357,8 @@ def main() -> None:
               f"{r['gbs_med']:>9.2f} {r['gbs_best']:>10.2f} {base['med'] / r['med']:>10.2f} "
               f"{base['best'] / r['best']:>11.2f} {r['sys_med']:>10.2f}   {r['runs']}")
     ratios = {k: base["med"] / rows[k]["med"] for k in ("Layer.run", "Runner")}
+    result = [result_row(f"runner_io {k} vs h5py copy, frames/s (medians)", rows[k]["fps_med"], base["fps_med"],
+                         f">= {GOAL_RATIO}") for k in ratios]
     best = {k: base["best"] / rows[k]["best"] for k in ("Layer.run", "Runner")}
     lowest = {k: min(b / w for b, w in zip(base["walls"], rows[k]["walls"])) for k in ("Layer.run", "Runner")}
     ok = all(v >= GOAL_RATIO for v in ratios.values())
@@ -387,6 +390,7 @@ def main() -> None:
             print(f"  {'medians' if key == 'med' else 'best   '}: no overlap (compute + copy) {hi:.3f} s, perfect "
                   f"(max) {lo:.3f} s, Layer.run {run:.3f} s -> hides {100 * share:.0f}% of the smaller part; "
                   f"Layer.run / one-thread h5py loop = {run / ser:.2f}")
+    print_result("bench_runner_io", result)
 
 if __name__ == "__main__":
     main()

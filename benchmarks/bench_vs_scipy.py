@@ -42,6 +42,7 @@ from collections.abc import Callable
 import numpy as np
 import scipy.fft
 import torch
+from _util import print_result, result_row
 from scipy.signal import fftconvolve, lfilter, oaconvolve
 
 from streamreg.filters import HighPass, LowPass, TemporalFIR
@@ -243,6 +244,7 @@ def main() -> None:
                     rows += iir_rows(x, n_stages, high, args)
     ok = report(rows)
     print(f"\nall goals {'met' if ok else 'NOT met'}")
+    print_result("bench_vs_scipy", [result_row("vs_scipy all goals met", float(ok), None, ">= 1")])
 
 
 if __name__ == "__main__":

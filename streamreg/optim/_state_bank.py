@@ -61,18 +61,19 @@ class StateBank:
             else:
                 block[k].copy_(v)
 
-    def load(self, k: int) -> list[Tensor | None]:
-        """Copies of the states at the start of chunk ``k`` (the layer may change them in place)."""
+    def view(self, k: int) -> list[Tensor | None]:
+        """The states at the start of chunk ``k``, as views of the bank (copy before changing them)."""
         out: list[Tensor | None] = []
         for i, (block, loose) in enumerate(zip(self.blocks, self.loose, strict=True)):
             if k in self.fresh[i]:
                 out.append(None)
             else:
-                out.append(loose[k].clone() if loose is not None else block[k].clone())
+                out.append(loose[k] if loose is not None else block[k])
         return out
 
 
 def leaf(value: Tensor | None) -> Tensor | None:
+    """A floating ``value`` as a new autograd leaf sharing its memory; other values unchanged."""
     if value is None or not value.is_floating_point():
         return value
     return value.detach().requires_grad_()

@@ -6,11 +6,15 @@ it carries no loss. The state is reset before every span. The loss is combined o
 all spans with frame weights (element weights when a mask is given), so it equals the
 one-shot loss of the concatenated loss frames for any loss that averages over them.
 
-Each evaluation makes two passes per span. The forward pass runs without autograd
-and keeps the streaming state at every chunk boundary; the reverse pass visits the
-chunks from last to first, restores each chunk's starting state as leaf tensors,
-recomputes it with autograd and back-propagates the chunk's loss plus the gradient
-the later chunks sent back into the state it left.
+Each evaluation of a span starts with one pass with autograd that back-propagates
+every chunk's loss at once, which is exact as long as no state a chunk leaves depends
+on a parameter (an FIR or Conv3d applied to the input: its state is past input). At
+the first chunk that leaves a parameter-dependent state the pass keeps that chunk's
+graph and goes on without autograd, keeping the streaming state at every later chunk
+boundary; a reverse pass then visits those chunks from last to first, restores each
+chunk's starting state as leaf tensors, recomputes it with autograd and
+back-propagates the chunk's loss plus the gradient the later chunks sent back into
+the state it left, ending with the kept graph.
 """
 
 from __future__ import annotations
@@ -211,39 +215,71 @@ class SpanObjective:
         return total
 
     def _exact(self, chunks: list[Chunk], weights: list[float]) -> float:
+        total, first, kept = self._forward_backward(chunks, weights, stop_when_dependent=True)
+        if kept is None:
+            return total
+        last = len(chunks) - 1
         bank = StateBank(len(self.slots), len(chunks))
-        total, last = 0.0, len(chunks) - 1
         with torch.no_grad():
-            for k in range(last + 1):
+            for k in range(first + 1, last + 1):
                 bank.store(k, read_slots(self.slots))
                 if k < last:  # the last chunk is computed (with autograd) first in the reverse pass
                     total += self._finite_loss(chunks[k], self._loss(chunks[k], weights[k]))
         grads: list[Tensor | None] = [None] * len(self.slots)
-        for k in range(last, -1, -1):
-            leaves = [leaf(v) for v in bank.load(k)]
-            # The layer gets differentiable copies, so it may update its state in place.
-            write_slots(self.slots, [v.clone() if v is not None and v.requires_grad else v for v in leaves])
+        for k in range(last, first, -1):
+            leaves = [leaf(v) for v in bank.view(k)]
+            # The layer gets copies (differentiable ones of the leaves), so it may update its state in place.
+            write_slots(self.slots, [None if v is None else v.clone() for v in leaves])
             with torch.enable_grad():
                 loss = self._loss(chunks[k], weights[k])
                 if k == last:
                     total += self._finite_loss(chunks[k], loss)
-                surrogate = loss + sum(
-                    (end * g).sum() for end, g in zip(read_slots(self.slots), grads, strict=True)
-                    if g is not None and end is not None and end.requires_grad)
-                if surrogate.requires_grad:
-                    surrogate.backward()
+                _backward(loss, read_slots(self.slots), grads)
             self._finite_grads(chunks[k])
             grads = [None if v is None or not v.requires_grad else v.grad for v in leaves]
+        _backward(*kept, grads)
+        self._finite_grads(chunks[first])
         return total
 
-    def _truncated(self, chunks: list[Chunk], weights: list[float]) -> float:
-        total = 0.0
-        for c, w in zip(chunks, weights, strict=True):
+    def _forward_backward(self, chunks: list[Chunk], weights: list[float], stop_when_dependent: bool,
+                          ) -> tuple[float, int, tuple[Tensor, list[Tensor | None]] | None]:
+        """One pass with autograd, back-propagating each chunk's loss at once.
+
+        Exact while no state a chunk leaves depends on a parameter (no later loss
+        then reaches the parameters through the state); otherwise the truncated
+        gradient. With ``stop_when_dependent`` it stops at the first chunk (not the
+        last) that leaves a parameter-dependent state, without back-propagating it,
+        and returns ``(loss so far, its index, (its loss, its end states))``, graph
+        attached; the layer holds detached copies of those states. Otherwise it
+        returns ``(loss, len(chunks), None)``.
+        """
+        total, last = 0.0, len(chunks) - 1
+        for k, (c, w) in enumerate(zip(chunks, weights, strict=True)):
             with torch.enable_grad():
                 loss = self._loss(c, w)
                 total += self._finite_loss(c, loss)
+                ends = read_slots(self.slots)
+                dependent = any(e is not None and e.requires_grad for e in ends)
+                if stop_when_dependent and dependent and k < last:
+                    write_slots(self.slots, snapshot(ends))
+                    return total, k, (loss, ends)
                 if loss.requires_grad:
                     loss.backward()
             self._finite_grads(c)
-            write_slots(self.slots, snapshot(read_slots(self.slots)))  # cut the graph at the chunk boundary
-        return total
+            if dependent:
+                write_slots(self.slots, snapshot(ends))  # cut the graph at the chunk boundary
+        return total, len(chunks), None
+
+    def _truncated(self, chunks: list[Chunk], weights: list[float]) -> float:
+        return self._forward_backward(chunks, weights, stop_when_dependent=False)[0]
+
+
+def _backward(loss: Tensor, ends: list[Tensor | None], grads: list[Tensor | None]) -> None:
+    """Back-propagate ``loss`` plus the gradients ``grads`` that later chunks sent into the end states ``ends``."""
+    tensors, seeds = ([loss], [None]) if loss.requires_grad else ([], [])
+    for end, g in zip(ends, grads, strict=True):
+        if g is not None and end is not None and end.requires_grad:
+            tensors.append(end)
+            seeds.append(g)
+    if tensors:
+        torch.autograd.backward(tensors, seeds)
