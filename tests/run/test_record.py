@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from streamreg import Layer, OutputExistsError, Runner, Sequential
-from streamreg.filters import LowPass, TemporalFIR
+from streamreg.filters import TemporalFIR
 from streamreg.models import Retina
 from streamreg.models import retina as retina_module
 from streamreg.streams import SequenceStream
@@ -247,7 +247,7 @@ def test_a_dict_takes_any_output_form(tmp_path):
     buf = np.full((30, 3), np.nan, np.float64)
     seq = SequenceStream()
     other = tmp_path / "other.h5"
-    y, rec = model().run(x, 4, record={"0": buf, "1": seq, "2": f"{other}:/s"})
+    _, rec = model().run(x, 4, record={"0": buf, "1": seq, "2": f"{other}:/s"})
     assert rec["0"] is buf and rec["1"] is seq and rec["2"] == f"{other}:/s"
     np.testing.assert_allclose(buf, ref["0"], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(seq.get(100), ref["1"], rtol=1e-6, atol=1e-6)
@@ -308,6 +308,7 @@ def test_a_stopped_runner_resumes_with_its_records_bit_identically(tmp_path):
     with pytest.raises(ValueError, match="different record="):
         model().run(x, 10, output=loc, resume=True)
     y, rec = model().run(x, 10, output=loc, resume=True, record=names)
+    assert y == loc and rec == {n: f"{loc}_record/{n}" for n in names}
     with h5py.File(tmp_path / "o.h5", "r", libver="latest", swmr=True) as f:
         np.testing.assert_array_equal(f["y"][()], model().run(x, 10))
         for n in names:
@@ -336,3 +337,23 @@ def test_records_on_cuda_equal_the_cpu_one_shot_outputs():
     ref = one_shot_records(Retina(), x, RETINA_NAMES)
     for name in RETINA_NAMES:
         np.testing.assert_allclose(rec[name], ref[name], rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_the_cli_records_beside_its_output(tmp_path, capsys):
+    """`streamreg run ... --record 0 --record 1` writes OUTPUT_record/0 and /1 and says so."""
+    from streamreg.cli import main
+
+    x = frames(30, (3,))
+    with h5py.File(tmp_path / "in.h5", "w") as f:
+        f["x"] = x
+    out = f"{tmp_path}/out.h5:/y"
+    argv = ["run", "tests.runner_models:model", f"{tmp_path}/in.h5:/x", out, "--dt", "7", "--no-progress",
+            "--record", "0", "--record", "1"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote 30 frames to {out}_record/0" in printed and f"wrote 30 frames to {out}_record/1" in printed
+    ref = one_shot_records(model(), x, ["1"])
+    with h5py.File(tmp_path / "out.h5", "r", libver="latest", swmr=True) as f:
+        np.testing.assert_allclose(f["y_record/1"][()], ref["1"], rtol=1e-6, atol=1e-6)
+    assert main([*argv[:-4], "--overwrite", "--record", "nope"]) == 2
+    assert "'nope' is not a module of Sequential" in capsys.readouterr().err
