@@ -16,7 +16,7 @@ from streamreg import Layer, OutputExistsError, Runner, Sequential
 from streamreg.filters import TemporalFIR
 from streamreg.models import Retina
 from streamreg.models import retina as retina_module
-from streamreg.streams import SequenceStream
+from streamreg.streams import QueueStream, SequenceStream
 from tests.faults.common import open_fds_to
 from tests.runner_models import model
 
@@ -240,7 +240,8 @@ def test_a_list_beside_an_open_file_gives_its_datasets(tmp_path):
 
 
 def test_a_dict_takes_any_output_form(tmp_path):
-    """record={name: dest}: an array filled in place, a stream, another file's dataset, None (a new array)."""
+    """record={name: dest}: an array filled in place, streams, another file's dataset (locked, then closed),
+    None (a new array)."""
     x = frames(30, (3,))
     names = ["0", "1", "2"]
     ref = one_shot_records(model(), x, names)
@@ -253,6 +254,11 @@ def test_a_dict_takes_any_output_form(tmp_path):
     np.testing.assert_allclose(seq.get(100), ref["1"], rtol=1e-6, atol=1e-6)
     with h5py.File(other, "r") as f:
         np.testing.assert_allclose(f["s"][()], ref["2"], rtol=1e-6, atol=1e-6)
+    assert not (tmp_path / "other.h5.lock").exists() and open_fds_to(other) == []
+    queue = QueueStream((3,), maxsize=64)
+    _, rec = model().run(x, 4, record={"1": queue})
+    assert rec["1"] is queue
+    np.testing.assert_allclose(queue.get(30, timeout=1), ref["1"], rtol=1e-6, atol=1e-6)
     _, rec = model().run(x, 4, record={"1": None})
     np.testing.assert_allclose(rec["1"], ref["1"], rtol=1e-6, atol=1e-6)
 
