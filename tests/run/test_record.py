@@ -196,6 +196,13 @@ def test_records_obey_the_output_rules(tmp_path):
             model().run(x, 10, record={"0": f"{tmp_path}/busy.h5:/r"})
     finally:
         holder.join()
+    recorder = Runner(model(), x, None, dt=10, record={"0": f"{tmp_path}/rec.h5:/r"})  # locks rec.h5 as well
+    try:
+        with pytest.raises(BlockingIOError, match="rec.h5"):
+            model().run(x, 10, output=f"{tmp_path}/rec.h5:/y")
+    finally:
+        recorder.join()
+    assert not (tmp_path / "rec.h5.lock").exists()
 
 
 def test_a_record_of_the_wrong_shape_is_refused_before_anything_is_written(tmp_path):
