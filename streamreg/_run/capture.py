@@ -113,10 +113,10 @@ class RecordingWriter(Stream):
     """
 
     def __init__(self, output: Output, records: dict[str, Output], capture: Capture,
-                 release: Callable[[], None]) -> None:
+                 release: Callable[[], None], probe: Callable[[], None]) -> None:
         super().__init__(None, None)
         self._main, self._records = output, records
-        self._capture, self._release = capture, release
+        self._capture, self._release, self._probe = capture, release, probe
         self._todo: list[tuple[Stream, np.ndarray]] | None = None  # a chunk's puts not yet done (queues retry)
         self._first = True
         self._complete = True
@@ -217,6 +217,9 @@ class RecordingWriter(Stream):
 
     def result(self) -> tuple[Any, dict[str, Any]]:
         """``(output, {name: record})``, each as ``run()`` hands back its output form."""
+        if self._first and self._complete and any(out.writer.frame_shape is None for out in self._records.values()):
+            self._probe()  # no frame at all, and the output knew its frame shape: give the records theirs
+            self.put(np.empty((0, *(self.frame_shape or ())), dtype=self.dtype))
         for w in self._writers():
             written = getattr(w, "frames_written", None)  # a fixed-size dataset must end exactly full
             if self._complete and not w.resizable and written is not None and w.length != written:

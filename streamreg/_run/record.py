@@ -28,9 +28,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import h5py
+import torch
 from torch import nn
 
 from streamreg._hdf5 import H5Files, parse_h5_path
+from streamreg._modules import preserved_state
 from streamreg._run.capture import Capture, RecordingWriter
 from streamreg._run.checkpoint import OutputGuard
 from streamreg._run.endpoints import DEFAULT_OUTPUT_NAME, Output, check_not_input, hdf5_location, open_writer
@@ -106,7 +108,7 @@ class Recording:
                 msg = f"record: checkpoint_every and resume need record datasets resizable along time; {fixed} are not."
                 raise ValueError(msg)
         self._capture = Capture(job.layer, self.modules)
-        writer = RecordingWriter(job.output, self._outputs, self._capture, self.release)
+        writer = RecordingWriter(job.output, self._outputs, self._capture, self.release, lambda: _probe(job))
         job.output = Output(writer, writer.result, owned=True)
         if job.base:
             job.base["record"] = {n: f"{loc[0]}:{loc[1]}" for n, loc in self.locations.items() if loc is not None}
@@ -219,3 +221,10 @@ def _open(name: str, dest: Any, job: Any, *, overwrite: bool, append: bool, swmr
     except (ValueError, TypeError, OSError) as exc:
         exc.add_note(f"(the destination of record[{name!r}])")
         raise
+
+
+def _probe(job: Any) -> None:
+    """Run the layer once on a zero frame, keeping its state, so the hooks see each module's frame shape."""
+    frame = tuple(job.reader.frame_shape or ())
+    with preserved_state(job.layer), torch.no_grad():
+        job.layer(torch.zeros((1, *frame), dtype=job.plan.dtype, device=job.plan.device))

@@ -106,6 +106,9 @@ def test_zero_frames_give_empty_records_with_the_frame_shape():
     """T = 0 gives empty records with each module's frame shape."""
     _, rec = Retina().run(np.zeros((0, 5, 4), dtype=np.float32), 8, record=["opl", "ganglion"])
     assert rec["opl"].shape == (0, 5, 4) and rec["ganglion"].shape == (0, 2, 5, 4)
+    given = np.empty((0, 2, 5, 4), np.float32)  # an output that knows its frame shape: no probe by the loop
+    y, rec = Retina().run(np.zeros((0, 5, 4), dtype=np.float32), 8, output=given, record=["opl"])
+    assert y is given and rec["opl"].shape == (0, 5, 4) and rec["opl"].dtype == np.float32
 
 
 # -- refusals ----------------------------------------------------------------------------------------------
