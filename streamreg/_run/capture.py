@@ -56,6 +56,11 @@ class Capture:
             raise RuntimeError(msg)
         return self._ready.popleft()
 
+    @property
+    def waiting(self) -> int:
+        """Forwards whose records are not written yet."""
+        return len(self._ready)
+
     def _begin(self, module: nn.Module, args: Any) -> None:
         for calls in self._calls.values():
             calls.clear()  # left by a forward that raised
@@ -184,6 +189,9 @@ class RecordingWriter(Stream):
     def _chunk(self, frames: np.ndarray) -> list[tuple[Stream, np.ndarray]]:
         records = self._capture.pop()
         m = len(frames)  # fewer than the forward's frames when warm-up frames before start are cut
+        if any(len(t) < m for t in records.values()):
+            msg = "record: an output chunk is longer than the forward its records came from (a streamreg bug)."
+            raise RuntimeError(msg)
         parts = {name: t[len(t) - m :].numpy() for name, t in records.items()}
         if self._first:
             for name, out in self._records.items():
@@ -220,6 +228,9 @@ class RecordingWriter(Stream):
         if self._first and self._complete and any(out.writer.frame_shape is None for out in self._records.values()):
             self._probe()  # no frame at all, and the output knew its frame shape: give the records theirs
             self.put(np.empty((0, *(self.frame_shape or ())), dtype=self.dtype))
+        if self._capture.waiting:  # every forward's records must have gone out with its output chunk
+            msg = f"record: {self._capture.waiting} forward(s) gave records never written (a streamreg bug)."
+            raise RuntimeError(msg)
         for w in self._writers():
             written = getattr(w, "frames_written", None)  # a fixed-size dataset must end exactly full
             if self._complete and not w.resizable and written is not None and w.length != written:
