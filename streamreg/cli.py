@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="continue a stopped or killed run from its checkpoint")
     run.add_argument("--overwrite", action="store_true", help="replace an existing output dataset")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument("--record", action="append", default=None, metavar="NAME",
+                     help="also write this sub-module's output (a module path such as opl or opl.center_lowpass) "
+                     "to OUTPUT_record/NAME beside OUTPUT; repeatable")
     return parser
 
 
@@ -101,10 +104,13 @@ def _run(args: argparse.Namespace) -> int:
     check_device(args.device, "--device")
     model = load_model(args.model, args.weights)
     result = model.run(args.input, args.dt, output=args.output, device=args.device, overwrite=args.overwrite,
-                       checkpoint_every=args.checkpoint_every, resume=args.resume, progress=not args.no_progress)
-    with HDF5Stream(result) as out:
-        frames = out.length
-    print(f"wrote {frames} frames to {result}")
+                       checkpoint_every=args.checkpoint_every, resume=args.resume, progress=not args.no_progress,
+                       record=args.record)
+    result, recorded = (result, {}) if args.record is None else result
+    for location in (result, *recorded.values()):
+        with HDF5Stream(location) as out:
+            frames = out.length
+        print(f"wrote {frames} frames to {location}")
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -187,6 +187,7 @@ class Layer(nn.Module):
         resume: bool = False,
         swmr: bool | None = None,
         check_finite: bool = False,
+        record: Sequence[str] | Mapping[str, Any] | None = None,
     ) -> Any:
         """Run the layer over a whole recording in chunks of ``dt`` frames.
 
@@ -253,12 +254,26 @@ class Layer(nn.Module):
             Raise ``FloatingPointError`` naming the first input frame that holds NaN or
             infinity, before the model sees it (a recursive filter spreads one NaN to every
             later frame).
+        record : list of str or dict, optional
+            Also write the outputs of these sub-modules, named by module path as in
+            ``named_modules()`` (``"opl"``, ``"opl.center_lowpass"``), in the same pass, each
+            ``(T, *frame)`` with the input's ``T``. A list puts each beside an HDF5 output
+            (``"out.h5:/y"`` → ``"out.h5:/y_record/opl"``: a group named after the output, one
+            dataset per module path, dots kept) or, with any other output, in a new numpy
+            array. A dict ``{name: destination}`` takes any ``output`` form (``None``: a new
+            array) under the same rules. Exact for every ``dt``, ``start``/``stop`` and resume;
+            a module called more than once per forward is recorded only when its calls cover
+            the chunk's frames in consecutive blocks (a layer working in blocks), otherwise
+            ``ValueError``.
 
         Returns
         -------
         numpy.ndarray, str, h5py.Dataset or Stream
             ``(T, *frame_out)``: the array; ``"file.h5:/dataset"`` for a string output; the
             dataset for a group or dataset output; the stream when given one.
+        tuple
+            With ``record``: ``(output, recorded)`` instead, ``recorded`` a dict from module
+            path to its record, in the same forms (a string for a string location).
 
         Raises
         ------
@@ -270,7 +285,8 @@ class Layer(nn.Module):
         OutputExistsError
             If the output dataset or a checkpoint exists and neither ``overwrite`` nor ``resume`` is given.
         BlockingIOError
-            If another run, in this process or another, is writing into the output file.
+            If another run, in this process or another, is writing into the output file
+            (or a file a record goes to).
 
         Notes
         -----
@@ -280,13 +296,21 @@ class Layer(nn.Module):
         ``T``. If the model or a stream raises, every completed chunk stays written and
         flushed and the exception propagates; a failure before the first frame leaves no
         new file or dataset behind. ``T = 0`` gives an empty output with the right frame shape.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from streamreg.models import Retina
+        >>> y, rec = Retina().run(torch.rand(40, 8, 8), dt=16, record=["opl", "bipolar"])
+        >>> y.shape, rec["opl"].shape, rec["bipolar"].shape
+        ((40, 2, 8, 8), (40, 8, 8), (40, 8, 8))
         """
         from streamreg._run import RunOptions, run_layer
 
         opts = RunOptions(dt=dt, max_memory=max_memory, reset=reset, progress=progress, device=device,
                           overwrite=overwrite, n_frames=n_frames, start=start, stop=stop, warmup=warmup,
                           checkpoint_every=checkpoint_every, resume=resume, swmr=swmr, check_finite=check_finite)
-        return run_layer(self, input, output, opts)
+        return run_layer(self, input, output, opts, record)
 
 
     @property

@@ -41,8 +41,9 @@ class Runner(threading.Thread):
     device : str or torch.device, optional
         Move the model there; chunks travel through pinned host buffers with
         non-blocking copies on CUDA.
-    reset, overwrite, n_frames, checkpoint_every, resume, swmr, progress, max_memory
-        As in :meth:`streamreg.Layer.run` (``progress`` defaults to off). A range of frames
+    reset, overwrite, n_frames, checkpoint_every, resume, swmr, progress, max_memory, record
+        As in :meth:`streamreg.Layer.run` (``progress`` defaults to off; with ``record``,
+        :attr:`result` is ``(output, recorded)`` as ``run()`` returns it). A range of frames
         (``start``, ``stop``, ``warmup``) is ``run()``'s alone.
 
     Notes
@@ -82,6 +83,7 @@ class Runner(threading.Thread):
         swmr: bool | None = None,
         progress: bool = False,
         max_memory: int | str | None = None,
+        record: Any = None,
     ) -> None:
         if not isinstance(model, Layer):
             msg = (
@@ -93,7 +95,7 @@ class Runner(threading.Thread):
         opts = RunOptions(dt=check_positive_int(dt, "dt"), max_memory=max_memory, reset=reset, progress=progress,
                           device=device, overwrite=overwrite, n_frames=n_frames, checkpoint_every=checkpoint_every,
                           resume=resume, swmr=swmr, endless=True)
-        self._job: Job = prepare_job(model, input, output, opts)
+        self._job: Job = prepare_job(model, input, output, opts, record)
         self._stop_event = threading.Event()
         self._error: BaseException | None = None
         self._raised = False
@@ -126,7 +128,8 @@ class Runner(threading.Thread):
     @property
     def result(self) -> Any:
         """After the end: the output array (``output=None`` or an array), the output stream or
-        dataset given, or ``"file.h5:/dataset"`` for a string output (its file is closed)."""
+        dataset given, or ``"file.h5:/dataset"`` for a string output (its file is closed); with
+        ``record``, ``(output, recorded)`` as :meth:`streamreg.Layer.run` returns it."""
         if not self.done:
             msg = f"{self.name} has not finished; join() it first."
             raise RunnerError(msg)

@@ -137,16 +137,17 @@ class Output:
 
 
 def open_writer(output: Any, files: H5Files, *, n: int | None, overwrite: bool, append: bool, swmr: bool,
-                dtype: torch.dtype) -> Output:
+                dtype: torch.dtype, name: str = DEFAULT_OUTPUT_NAME) -> Output:
     """Resolve ``output`` into a writer for ``n`` frames (``None``: unknown) of the model's ``dtype``.
 
-    ``append`` opens an existing HDF5 dataset to continue it (resume). Existence, length and
+    ``append`` opens an existing HDF5 dataset to continue it (resume); ``name`` is the dataset
+    created in an ``h5py.Group`` output. Existence, length and
     a lossless dtype are checked here, before any work; HDF5 datasets are created on the first
     ``put``, so a run that fails before its first chunk leaves no dataset.
     """
     if isinstance(output, (np.ndarray, h5py.Dataset)):  # before a dataset is truncated for overwrite
         _check_cast(numpy_dtype(dtype), output.dtype, "output array" if isinstance(output, np.ndarray) else "output")
-    out = _open_writer(output, files, n=n, overwrite=overwrite, append=append, swmr=swmr)
+    out = _open_writer(output, files, n=n, overwrite=overwrite, append=append, swmr=swmr, name=name)
     if isinstance(out.writer.dtype, np.dtype):
         _check_cast(numpy_dtype(dtype), out.writer.dtype, "output")
     return out
@@ -157,7 +158,8 @@ def numpy_dtype(dtype: torch.dtype) -> np.dtype:
     return torch.empty(0, dtype=dtype).numpy().dtype
 
 
-def _open_writer(output: Any, files: H5Files, *, n: int | None, overwrite: bool, append: bool, swmr: bool) -> Output:
+def _open_writer(output: Any, files: H5Files, *, n: int | None, overwrite: bool, append: bool, swmr: bool,
+                 name: str) -> Output:
     if output is None:
         writer = ArrayWriter(None, n)
         return Output(writer, writer.result)
@@ -184,8 +186,8 @@ def _open_writer(output: Any, files: H5Files, *, n: int | None, overwrite: bool,
         stream = HDF5Stream(group, mode, name=dataset, swmr=swmr)
         return Output(stream, lambda: output, owned=True)
     if isinstance(output, h5py.Group):
-        _check_new_dataset(output, DEFAULT_OUTPUT_NAME, append or overwrite)
-        stream = HDF5Stream(output, mode, name=DEFAULT_OUTPUT_NAME, swmr=swmr)
+        _check_new_dataset(output, name, append or overwrite)
+        stream = HDF5Stream(output, mode, name=name, swmr=swmr)
         return Output(stream, lambda: stream.dataset, owned=True)
     msg = f"output must be {_OUTPUT_FORMS}; got {type(output).__name__}."
     raise TypeError(msg)

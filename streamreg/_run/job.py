@@ -19,6 +19,7 @@ from streamreg._run.loop import ChunkLoop
 from streamreg._run.options import RunOptions
 from streamreg._run.plan import Plan, make_plan
 from streamreg._run.progress import Progress
+from streamreg._run.record import Recording
 from streamreg.exceptions import ChunkShapeError
 from streamreg.streams.base import Stream
 
@@ -26,7 +27,8 @@ __all__ = ["Job", "finish_job", "prepare_job", "run_layer"]
 
 _PROGRESS_MIN_CHUNKS = 4
 _RESUME_KEYS = (("model", "model (class, weights, buffers or settings)"), ("input", "input (kind, shape, dtype, "
-                "length, source or frames)"), ("dt", "dt"), ("start", "start"), ("end", "stop/n_frames"))
+                "length, source or frames)"), ("dt", "dt"), ("start", "start"), ("end", "stop/n_frames"),
+                ("record", "record= (module names or destinations)"))
 
 
 @dataclass
@@ -57,9 +59,9 @@ class Job:
         return {**self.base, "in_pos": p.in_pos, "out_pos": p.out_pos, "chunks": p.chunks_done, "state": state}
 
 
-def run_layer(layer: Any, input: Any, output: Any, opts: RunOptions) -> Any:  # noqa: A002
+def run_layer(layer: Any, input: Any, output: Any, opts: RunOptions, record: Any = None) -> Any:  # noqa: A002
     """Run ``layer`` over ``input`` in chunks; see :meth:`streamreg.Layer.run`."""
-    job = prepare_job(layer, input, output, opts)
+    job = prepare_job(layer, input, output, opts, record)
     try:
         job.execute()
     except BaseException:
@@ -68,10 +70,11 @@ def run_layer(layer: Any, input: Any, output: Any, opts: RunOptions) -> Any:  # 
     return finish_job(job)
 
 
-def prepare_job(layer: Any, input: Any, output: Any, opts: RunOptions) -> Job:  # noqa: A002
+def prepare_job(layer: Any, input: Any, output: Any, opts: RunOptions, record: Any = None) -> Job:  # noqa: A002
     """Check everything and open every file; return a :class:`Job` ready to execute.
 
-    On an error every file, lock and checkpoint this call created is removed.
+    ``record``: the ``record=`` of ``run()`` (:mod:`.record`). On an error every file, lock and
+    checkpoint this call created is removed.
     """
     files = H5Files()
     location = hdf5_location(output)
@@ -82,16 +85,21 @@ def prepare_job(layer: Any, input: Any, output: Any, opts: RunOptions) -> Job:  
             f"or group, or an HDF5Stream), where the checkpoint is kept; got output of type {type(output).__name__}."
         )
         raise ValueError(msg)
+    recording = None if record is None else Recording(layer, record, output, opts)
     job = None
     try:
         if guard is not None:
             guard.reserve(repair=isinstance(output, str))
-        job = _open(layer, input, output, files, guard, opts)
+        if recording is not None:
+            recording.reserve(files, None if guard is None else guard.filename)
+        job = _open(layer, input, output, files, guard, opts, recording)
         _position(job, opts)
     except BaseException:
         if job is not None:
             finish_job(job, failed=True)
         else:
+            if recording is not None:
+                recording.release()
             if guard is not None:
                 guard.release()
             files.close(failed=True)
@@ -100,7 +108,7 @@ def prepare_job(layer: Any, input: Any, output: Any, opts: RunOptions) -> Job:  
 
 
 def _open(layer: Any, input: Any, output: Any, files: H5Files, guard: OutputGuard | None,  # noqa: A002
-          opts: RunOptions) -> Job:
+          opts: RunOptions, recording: Recording | None = None) -> Job:
     swmr = _swmr(output, guard, opts)
     if isinstance(output, str):
         files.open(hdf5_location(output)[0], write=True, name="output", swmr=swmr)  # first: it may hold the input
@@ -125,6 +133,8 @@ def _open(layer: Any, input: Any, output: Any, files: H5Files, guard: OutputGuar
         job.base = {"model": model_fingerprint(layer), "input": input_fingerprint(reader, plan), "dt": plan.dt,
                     "start": plan.start, "end": plan.end, "first": plan.first, "swmr": swmr,
                     "every": job.checkpoint_every}
+    if recording is not None:
+        recording.attach(job, swmr)  # after the plan: its max_memory probe must not feed the record hooks
     return job
 
 

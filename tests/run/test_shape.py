@@ -17,7 +17,7 @@ from streamreg.filters import LowPass
 
 RUN = Path(streamreg.__file__).parent / "_run"
 RUN_OPTIONS = {"output", "reset", "progress", "device", "max_memory", "overwrite", "n_frames", "start", "stop",
-               "warmup", "checkpoint_every", "resume", "swmr", "check_finite"}
+               "warmup", "checkpoint_every", "resume", "swmr", "check_finite", "record"}
 
 
 def _keyword_only(fn) -> set[str]:
@@ -28,7 +28,7 @@ def test_public_signatures_show_every_option():
     """inspect.signature (what help() and IDEs show) lists every option as keyword-only; no **kwargs."""
     assert _keyword_only(Layer.run) == RUN_OPTIONS
     assert _keyword_only(Runner) == {"dt", "device", "reset", "overwrite", "n_frames", "checkpoint_every",
-                                     "resume", "swmr", "progress", "max_memory"}
+                                     "resume", "swmr", "progress", "max_memory", "record"}
     assert {"loss_fn", "optimizer", "n_steps", "device", "recorder"} <= _keyword_only(Layer.optimize)
     for fn in (Layer.run, Runner, Layer.optimize):
         kinds = {p.kind for p in inspect.signature(fn).parameters.values()}
