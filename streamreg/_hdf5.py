@@ -82,9 +82,9 @@ class H5Files:
         # after a failed write (a full disk) without losing chunks, in a file with an old superblock.
         libver: Any = ("latest" if swmr else ("v110", "latest")) if write else None
         try:
-            if write and not existed:
-                _create_file(path, libver)
-            handle = h5py.File(path, "a" if write else "r", libver=libver)
+            handle = _create_file(path, libver) if write and not existed else None
+            if handle is None:
+                handle = h5py.File(path, "a" if write else "r", libver=libver)
         except OSError as exc:
             hint = " (is it open elsewhere in read-only mode, or not an HDF5 file?)" if existed else ""
             msg = f"{name}: cannot open {path!r} for {'writing' if write else 'reading'}{hint}: {exc}"
@@ -115,20 +115,38 @@ class H5Files:
             raise errors[0]
 
 
-def _create_file(path: str, libver: Any) -> None:
+def _create_file(path: str, libver: Any) -> h5py.File | None:
     """Create an empty HDF5 file at ``path`` so that it appears whole or not at all.
 
     HDF5 writes a new file's superblock piecemeal; a process killed meanwhile would
     leave a stub that no later open accepts. So the file is made under a random
-    temporary name beside ``path`` (``.<name>.<random>.tmp``, created exclusively),
-    closed and renamed into place. A run that holds the output's lock deletes the
+    temporary name beside ``path`` (``.<name>.<random>.tmp``, created exclusively)
+    and linked into place. A run that holds the output's lock deletes the
     temporaries of killed runs.
+
+    A SWMR output (``libver="latest"``) stays open from its creation on, and that
+    handle is returned: a live reader that opened the new file before the writer
+    reopened it would hold a lock that makes the reopen fail. Other files are
+    closed (``None`` is returned) and reopened with 1.10 layouts over a version 0
+    superblock.
     """
     folder, base = os.path.split(os.path.abspath(path))
     tmp = os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
+    keep = libver == "latest"
+    handle = None
     try:
-        h5py.File(tmp, "w-", libver=libver if libver == "latest" else None).close()
+        handle = h5py.File(tmp, "w-", libver="latest" if keep else None)
+        if keep:
+            handle.flush()  # whole on disk before it appears (a kill leaves what a killed writer leaves)
+        else:
+            handle.close()
+            handle = None
         os.link(tmp, path)  # never replaces a file that appeared meanwhile (FileExistsError)
+    except BaseException:
+        if handle is not None:
+            handle.close()
+        raise
     finally:
         if os.path.lexists(tmp):
             os.remove(tmp)
+    return handle

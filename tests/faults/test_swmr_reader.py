@@ -121,3 +121,57 @@ def test_swmr_mode_is_switched_on_only_after_the_data_is_in_place(tmp_path, entr
     n = len(seen[0])
     assert n > 0
     np.testing.assert_array_equal(seen[0], ref[:n])
+
+
+_EARLY_READER = """
+import sys, time
+import h5py
+try:
+    f = h5py.File(sys.argv[1], "r", libver="latest", swmr=True)
+except OSError:
+    print("refused", flush=True)  # the writer holds the file: a live reader retries later
+else:
+    print("open", flush=True)
+    sys.stdin.readline()  # hold the file open until the test says so
+"""
+
+
+def test_a_reader_that_opens_the_new_file_at_once_does_not_fail_the_writer(tmp_path, monkeypatch):
+    """A live reader may open the output the instant it appears. The writer must not lose its file to that
+    reader: it keeps the handle it created the file with instead of closing and reopening it (the reopen
+    failed with "unable to lock file" when a reader got in between)."""
+    import os
+    import subprocess
+    import sys
+
+    from streamreg import _hdf5
+
+    x = recording(100, (8,))
+    src = write_input(tmp_path, x)
+    out = tmp_path / "out.h5"
+    readers = []
+    real_link = os.link
+
+    def link_then_read(a, b):
+        real_link(a, b)
+        if str(b) == str(out):
+            reader = subprocess.Popen([sys.executable, "-c", _EARLY_READER, str(out)], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, text=True)
+            readers.append((reader, reader.stdout.readline().strip()))
+
+    monkeypatch.setattr(_hdf5.os, "link", link_then_read)
+    try:
+        with Runner(model(0.0), src, f"{out}:/y", dt=10) as runner:
+            runner.join()
+    finally:
+        for reader, _ in readers:
+            reader.communicate("\n", timeout=20)
+    assert [said for _, said in readers] == ["refused"]
+    np.testing.assert_array_equal(np.asarray(read_output(out)), reference(x, 10))
+
+
+def read_output(path):
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return f["y"][...]
