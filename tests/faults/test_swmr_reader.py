@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from streamreg import Runner
-from tests.faults.common import recording, reference, release, script, write_input
+from tests.faults.common import read, recording, reference, release, script, write_input
 from tests.runner_models import model
 
 SWMR_DT = 50  # 12 chunks of 50 frames, 20 ms each
@@ -167,11 +167,4 @@ def test_a_reader_that_opens_the_new_file_at_once_does_not_fail_the_writer(tmp_p
         for reader, _ in readers:
             reader.communicate("\n", timeout=20)
     assert [said for _, said in readers] == ["refused"]
-    np.testing.assert_array_equal(np.asarray(read_output(out)), reference(x, 10))
-
-
-def read_output(path):
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        return f["y"][...]
+    np.testing.assert_array_equal(read(out), reference(x, 10))
